@@ -1,0 +1,40 @@
+/* backplane.h: how the hub reaches other gateway nodes. The hub calls these ops; an
+ * implementation reports messages back with hub_ingest()/hub_append(). The embedded default,
+ * "local", loops a publish straight back into the hub (single node, history in memory). */
+#ifndef RTGATE_BACKPLANE_H
+#define RTGATE_BACKPLANE_H
+
+#include "rtgate/hub.h"
+
+#include <stddef.h>
+
+struct backplane;
+
+struct backplane_ops {
+    const char *name;
+    /* The first local subscriber joined / the last one left @topic. */
+    void (*subscribe)(struct backplane *bp, const char *topic, size_t len);
+    void (*unsubscribe)(struct backplane *bp, const char *topic, size_t len);
+    /* Publish; call @cb(ud, 0, id) once the message has its id, or @cb(ud, -1, NULL). */
+    void (*publish)(struct backplane *bp, const char *topic, size_t len, const char *from,
+                    size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
+                    void *ud);
+    /* 1 when publishing can succeed now (for /readyz). */
+    int (*is_ready)(struct backplane *bp);
+    void (*free)(struct backplane *bp);
+};
+
+struct backplane {
+    const struct backplane_ops *ops;
+};
+
+/* The local backplane over @h (borrowed). */
+struct backplane *backplane_local_new(struct hub *h);
+
+static inline void backplane_free(struct backplane *bp)
+{
+    if (bp)
+        bp->ops->free(bp);
+}
+
+#endif

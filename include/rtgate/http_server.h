@@ -1,0 +1,36 @@
+/* http_server.h: the libwebsockets context on the program's libuv loop, serving every
+ * endpoint (polling, long-polling, SSE, WebSocket, the HTTP API, health) on one port. */
+#ifndef RTGATE_HTTP_SERVER_H
+#define RTGATE_HTTP_SERVER_H
+
+#include <stddef.h>
+
+struct conf;
+struct hub;
+struct backplane;
+struct http_server;
+typedef struct uv_loop_s uv_loop_t;
+
+typedef void http_server_stopped_fn(void *ud);
+
+/* Creates the server and starts listening. Borrows @loop, @cf, @hub and @bp. Returns NULL
+ * with a reason in @err. */
+struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
+                                    struct backplane *bp, char *err, size_t errlen);
+
+/* The port actually bound (useful with listen.port 0). */
+int http_server_port(const struct http_server *srv);
+
+/* Starts draining: /readyz answers 503, new requests get 503, WebSockets are closed with 1001,
+ * SSE streams ended, held long-polls answered. @fn runs once every connection is gone or the
+ * shutdown deadline passed. */
+void http_server_drain(struct http_server *srv, http_server_stopped_fn *fn, void *ud);
+
+/* Closes the server's own handles and starts lws's destroy, so the loop can end. */
+void http_server_close(struct http_server *srv);
+
+/* Tears down (after the loop has stopped or drain completed). Follows the order measured in
+ * FACTS.md: lws_context_destroy, run the loop, destroy again. */
+void http_server_free(struct http_server *srv);
+
+#endif

@@ -1,0 +1,510 @@
+/* conf.c: reads the JSON config once at startup and checks all of it, so a bad file stops rtgate
+ * with one "<file>: <key>: <reason>" line instead of misbehaving later. Knows jansson and the key
+ * layout (docs/configuration.md); knows nothing of sockets or of what the values drive. */
+#include "rtgate/conf.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "rtgate/log.h"
+#include "rtgate/util.h"
+
+/* A config file is a few hundred bytes; the cap keeps "--config /dev/zero" from eating memory. */
+#define CONF_FILE_MAX   (1024 * 1024)
+#define CONF_SECRET_MIN 16
+
+/* Where messages go while one document is checked. */
+struct parse {
+    const char *name;
+    char *err;
+    size_t errlen;
+};
+
+static const char *const top_keys[] = {
+    "listen", "log_level",           "history",   "sse", "websocket", "longpoll", "limits",
+    "auth",   "shutdown_timeout_ms", "backplane", NULL};
+static const char *const listen_keys[] = {"address", "port", NULL};
+static const char *const history_keys[] = {"size", NULL};
+static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
+static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", NULL};
+static const char *const longpoll_keys[] = {"default_timeout_s", "max_timeout_s", NULL};
+static const char *const limits_keys[] = {"max_message_bytes",
+                                          "send_queue",
+                                          "max_connections",
+                                          "max_topics_per_request",
+                                          "max_messages_per_poll",
+                                          "max_held_longpolls",
+                                          NULL};
+static const char *const auth_keys[] = {"jwt_secret", "api_keys", NULL};
+static const char *const backplane_keys[] = {"type", NULL};
+
+static char *xstrdup(const char *s)
+{
+    return xstrndup(s, strlen(s));
+}
+
+/* Writes "<file>: [<sec>.]<key>: <reason>" and returns -1, so callers can "return fail(...)". */
+static int fail(struct parse *p, const char *sec, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int fail(struct parse *p, const char *sec, const char *key, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (sec)
+        n = snprintf(p->err, p->errlen, "%s: %s.%s: ", p->name, sec, key);
+    else
+        n = snprintf(p->err, p->errlen, "%s: %s: ", p->name, key);
+    if (n < 0 || (size_t)n >= p->errlen)
+        return -1; /* truncated: the prefix already filled the buffer */
+    va_start(ap, fmt);
+    vsnprintf(p->err + n, p->errlen - (size_t)n, fmt, ap);
+    va_end(ap);
+    return -1;
+}
+
+static const char *type_name(const json_t *v)
+{
+    switch (json_typeof(v)) {
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a floating-point number";
+    case JSON_TRUE:
+    case JSON_FALSE:
+        return "a boolean";
+    case JSON_NULL:
+        return "null";
+    }
+    return "an unknown type";
+}
+
+static int is_known(const char *key, const char *const *keys)
+{
+    for (; *keys; keys++)
+        if (strcmp(key, *keys) == 0)
+            return 1;
+    return 0;
+}
+
+/* A misspelt key would otherwise be silently ignored and its default used: reject it. */
+static int check_keys(struct parse *p, json_t *obj, const char *sec, const char *const *keys)
+{
+    const char *key;
+    json_t *v;
+
+    json_object_foreach(obj, key, v)
+    {
+        if (!is_known(key, keys))
+            return fail(p, sec, key, "unknown key");
+    }
+    return 0;
+}
+
+/* Sets *@out to the object @sec of @root (NULL when absent, which means "all defaults"). */
+static int get_section(struct parse *p, json_t *root, const char *sec, const char *const *keys,
+                       json_t **out)
+{
+    json_t *v = json_object_get(root, sec);
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return fail(p, NULL, sec, "must be an object, not %s", type_name(v));
+    if (check_keys(p, v, sec, keys) < 0)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* Returns 1 and sets *@out if @key is present in @obj (which may be NULL), 0 if absent, -1 on a
+ * wrong type or a value outside @min..@max. */
+static int get_int(struct parse *p, json_t *obj, const char *sec, const char *key, json_int_t min,
+                   json_int_t max, json_int_t *out)
+{
+    json_t *v = json_object_get(obj, key);
+    json_int_t n;
+
+    *out = 0; /* gcc -O2 cannot tell that callers only read it after a 1 */
+    if (!v)
+        return 0;
+    if (!json_is_integer(v))
+        return fail(p, sec, key,
+                    "must be an integer from %" JSON_INTEGER_FORMAT " to %" JSON_INTEGER_FORMAT
+                    ", not %s",
+                    min, max, type_name(v));
+    n = json_integer_value(v);
+    if (n < min || n > max)
+        return fail(p, sec, key,
+                    "must be an integer from %" JSON_INTEGER_FORMAT " to %" JSON_INTEGER_FORMAT,
+                    min, max);
+    *out = n;
+    return 1;
+}
+
+/* The three widths the struct uses; ranges are checked first, so the casts cannot truncate. */
+static int get_i(struct parse *p, json_t *obj, const char *sec, const char *key, json_int_t min,
+                 json_int_t max, int *out)
+{
+    json_int_t n;
+    int r = get_int(p, obj, sec, key, min, max, &n);
+
+    if (r > 0)
+        *out = (int)n;
+    return r < 0 ? -1 : 0;
+}
+
+static int get_u32(struct parse *p, json_t *obj, const char *sec, const char *key, json_int_t min,
+                   json_int_t max, uint32_t *out)
+{
+    json_int_t n;
+    int r = get_int(p, obj, sec, key, min, max, &n);
+
+    if (r > 0)
+        *out = (uint32_t)n;
+    return r < 0 ? -1 : 0;
+}
+
+static int get_size(struct parse *p, json_t *obj, const char *sec, const char *key, json_int_t min,
+                    json_int_t max, size_t *out)
+{
+    json_int_t n;
+    int r = get_int(p, obj, sec, key, min, max, &n);
+
+    if (r > 0)
+        *out = (size_t)n;
+    return r < 0 ? -1 : 0;
+}
+
+/* Like get_int() for strings: *@s is borrowed from @obj, *@len excludes the NUL. */
+static int get_str(struct parse *p, json_t *obj, const char *sec, const char *key, const char **s,
+                   size_t *len)
+{
+    json_t *v = json_object_get(obj, key);
+
+    *s = NULL; /* as in get_int() */
+    *len = 0;
+    if (!v)
+        return 0;
+    if (!json_is_string(v))
+        return fail(p, sec, key, "must be a string, not %s", type_name(v));
+    *s = json_string_value(v);
+    *len = json_string_length(v);
+    return 1;
+}
+
+static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
+{
+    unsigned char addr[sizeof(struct in6_addr)];
+    json_t *sec;
+    const char *s;
+    size_t len;
+    int r;
+
+    if (get_section(p, root, "listen", listen_keys, &sec) < 0)
+        return -1;
+    r = get_str(p, sec, "listen", "address", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        /* Literals only: resolving names at startup would make the bind depend on DNS. */
+        if (strlen(s) != len || (strcmp(s, "localhost") != 0 && inet_pton(AF_INET, s, addr) != 1 &&
+                                 inet_pton(AF_INET6, s, addr) != 1))
+            return fail(p, "listen", "address",
+                        "\"%s\" is not an IPv4 or IPv6 address or \"localhost\"", s);
+        xfree(nc->listen_address);
+        nc->listen_address = xstrndup(s, len);
+    }
+    return get_i(p, sec, "listen", "port", 0, 65535, &nc->listen_port);
+}
+
+static int parse_log_level(struct parse *p, json_t *root, struct conf *nc)
+{
+    const char *s;
+    size_t len;
+    int r, lvl;
+
+    r = get_str(p, root, NULL, "log_level", &s, &len);
+    if (r <= 0)
+        return r;
+    lvl = log_level_parse(s);
+    if (lvl < 0)
+        return fail(p, NULL, "log_level", "unknown level \"%s\" (err, warn, notice, info or debug)",
+                    s);
+    nc->log_level = lvl;
+    return 0;
+}
+
+static int parse_numbers(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+
+    if (get_section(p, root, "history", history_keys, &sec) < 0 ||
+        get_size(p, sec, "history", "size", 1, 1000000, &nc->history_size) < 0)
+        return -1;
+
+    if (get_section(p, root, "sse", sse_keys, &sec) < 0 ||
+        get_u32(p, sec, "sse", "heartbeat_ms", 100, 300000, &nc->sse_heartbeat_ms) < 0 ||
+        get_u32(p, sec, "sse", "retry_ms", 0, 600000, &nc->sse_retry_ms) < 0)
+        return -1;
+
+    if (get_section(p, root, "websocket", websocket_keys, &sec) < 0 ||
+        get_u32(p, sec, "websocket", "ping_interval_s", 1, 3600, &nc->ws_ping_interval_s) < 0 ||
+        get_u32(p, sec, "websocket", "idle_timeout_s", 1, 3600, &nc->ws_idle_timeout_s) < 0)
+        return -1;
+    /* A peer must get at least one ping before it counts as idle, or a quiet but healthy
+     * connection is hung up on. */
+    if (nc->ws_idle_timeout_s <= nc->ws_ping_interval_s)
+        return fail(p, "websocket", "idle_timeout_s",
+                    "must be greater than websocket.ping_interval_s (%" PRIu32 ")",
+                    nc->ws_ping_interval_s);
+
+    if (get_section(p, root, "longpoll", longpoll_keys, &sec) < 0 ||
+        get_u32(p, sec, "longpoll", "default_timeout_s", 1, 3600, &nc->longpoll_timeout_s) < 0 ||
+        get_u32(p, sec, "longpoll", "max_timeout_s", 1, 3600, &nc->longpoll_max_timeout_s) < 0)
+        return -1;
+    if (nc->longpoll_timeout_s > nc->longpoll_max_timeout_s)
+        return fail(p, "longpoll", "default_timeout_s",
+                    "must not be greater than longpoll.max_timeout_s (%" PRIu32 ")",
+                    nc->longpoll_max_timeout_s);
+
+    if (get_section(p, root, "limits", limits_keys, &sec) < 0)
+        return -1;
+    if (get_size(p, sec, "limits", "max_message_bytes", 64, 16 * 1024 * 1024,
+                 &nc->max_message_bytes) < 0)
+        return -1;
+    if (get_size(p, sec, "limits", "send_queue", 1, 1000000, &nc->send_queue) < 0)
+        return -1;
+    if (get_size(p, sec, "limits", "max_connections", 1, 1000000, &nc->max_connections) < 0)
+        return -1;
+    if (get_size(p, sec, "limits", "max_topics_per_request", 1, 1024, &nc->max_topics) < 0)
+        return -1;
+    if (get_size(p, sec, "limits", "max_messages_per_poll", 1, 100000, &nc->max_poll_messages) < 0)
+        return -1;
+    if (get_size(p, sec, "limits", "max_held_longpolls", 1, 1000000, &nc->max_held_polls) < 0)
+        return -1;
+
+    return get_u32(p, root, NULL, "shutdown_timeout_ms", 0, 600000, &nc->shutdown_timeout_ms);
+}
+
+static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec, *keys, *v;
+    const char *s;
+    size_t len, i;
+    char key[32];
+    int r;
+
+    if (get_section(p, root, "auth", auth_keys, &sec) < 0)
+        return -1;
+    r = get_str(p, sec, "auth", "jwt_secret", &s, &len);
+    if (r < 0)
+        return -1;
+    /* No default: a secret shipped in the binary would let anyone mint tokens. */
+    if (r == 0)
+        return fail(p, "auth", "jwt_secret", "required");
+    if (len < CONF_SECRET_MIN)
+        return fail(p, "auth", "jwt_secret", "must be at least %d bytes", CONF_SECRET_MIN);
+    nc->jwt_secret = xstrndup(s, len);
+    nc->jwt_secret_len = len;
+
+    keys = json_object_get(sec, "api_keys");
+    if (!keys)
+        return 0;
+    if (!json_is_array(keys))
+        return fail(p, "auth", "api_keys", "must be an array of strings, not %s", type_name(keys));
+    if (json_array_size(keys) > CONF_MAX_API_KEYS)
+        return fail(p, "auth", "api_keys", "at most %d keys, not %zu", CONF_MAX_API_KEYS,
+                    json_array_size(keys));
+    json_array_foreach(keys, i, v)
+    {
+        snprintf(key, sizeof(key), "api_keys[%zu]", i);
+        if (!json_is_string(v))
+            return fail(p, "auth", key, "must be a string, not %s", type_name(v));
+        if (json_string_length(v) < CONF_SECRET_MIN)
+            return fail(p, "auth", key, "must be at least %d bytes", CONF_SECRET_MIN);
+        nc->api_keys[nc->n_api_keys++] = xstrndup(json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
+static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+    const char *s;
+    size_t len;
+    int r;
+
+    if (get_section(p, root, "backplane", backplane_keys, &sec) < 0)
+        return -1;
+    r = get_str(p, sec, "backplane", "type", &s, &len);
+    if (r <= 0)
+        return r;
+    /* NEEDSWORK: accept "redis" (and its own section) once redis_backplane.c lands. */
+    if (strcmp(s, "local") != 0)
+        return fail(p, "backplane", "type", "unsupported backplane type \"%s\" (only \"local\")",
+                    s);
+    xfree(nc->backplane_type);
+    nc->backplane_type = xstrndup(s, len);
+    return 0;
+}
+
+static int parse_root(struct parse *p, json_t *root, struct conf *nc)
+{
+    if (!json_is_object(root)) {
+        snprintf(p->err, p->errlen, "%s: must be a JSON object, not %s", p->name, type_name(root));
+        return -1;
+    }
+    if (check_keys(p, root, NULL, top_keys) < 0 || parse_listen(p, root, nc) < 0 ||
+        parse_log_level(p, root, nc) < 0 || parse_numbers(p, root, nc) < 0 ||
+        parse_auth(p, root, nc) < 0 || parse_backplane(p, root, nc) < 0)
+        return -1;
+    return 0;
+}
+
+void conf_init(struct conf *cf)
+{
+    memset(cf, 0, sizeof(*cf));
+    cf->listen_address = xstrdup("127.0.0.1");
+    cf->listen_port = 8080;
+    cf->log_level = LOG_INFO;
+    cf->history_size = 1000;
+    cf->sse_heartbeat_ms = 15000;
+    cf->sse_retry_ms = 2000;
+    cf->ws_ping_interval_s = 20;
+    cf->ws_idle_timeout_s = 40;
+    cf->longpoll_timeout_s = 25;
+    cf->longpoll_max_timeout_s = 55;
+    cf->max_message_bytes = 65536;
+    cf->send_queue = 1024;
+    cf->max_connections = 10000;
+    cf->max_topics = 32;
+    cf->max_poll_messages = 500;
+    cf->max_held_polls = 10000;
+    cf->shutdown_timeout_ms = 5000;
+    cf->backplane_type = xstrdup("local");
+}
+
+int conf_load_string(struct conf *cf, const char *name, const char *json, size_t len, char *err,
+                     size_t errlen)
+{
+    struct parse p = {name, err, errlen};
+    json_error_t jerr;
+    struct conf nc;
+    json_t *root;
+
+    root = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root) {
+        snprintf(err, errlen, "%s: line %d column %d: %s", name, jerr.line, jerr.column, jerr.text);
+        return -1;
+    }
+    /* Fill a fresh struct and swap it in only when all of it checks out, so a failed load
+     * leaves @cf exactly as it was (still releasable, never half old and half new). */
+    conf_init(&nc);
+    if (parse_root(&p, root, &nc) < 0)
+        goto release_new;
+    json_decref(root);
+    nc.path = xstrdup(name);
+    conf_release(cf);
+    *cf = nc;
+    return 0;
+
+release_new:
+    conf_release(&nc);
+    json_decref(root);
+    return -1;
+}
+
+/* Reads all of @path into a new buffer (xfree() it). We read it ourselves rather than through
+ * json_load_file() so that open and read failures keep their errno ("Is a directory", ...). */
+static char *read_file(const char *path, size_t *lenp, char *err, size_t errlen)
+{
+    size_t cap = 4096, len = 0;
+    char *buf;
+    FILE *f;
+
+    if (!(f = fopen(path, "rb"))) {
+        snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+        return NULL;
+    }
+    buf = xmalloc(cap);
+    for (;;) {
+        len += fread(buf + len, 1, cap - len, f);
+        if (ferror(f)) {
+            snprintf(err, errlen, "%s: cannot read: %s", path, strerror(errno));
+            goto free_buf;
+        }
+        if (feof(f))
+            break;
+        if (len == cap) {
+            if (cap >= CONF_FILE_MAX) {
+                snprintf(err, errlen, "%s: cannot read: larger than %d bytes", path, CONF_FILE_MAX);
+                goto free_buf;
+            }
+            cap *= 2;
+            buf = xrealloc(buf, cap);
+        }
+    }
+    fclose(f);
+    *lenp = len;
+    return buf;
+
+free_buf:
+    xfree(buf);
+    fclose(f);
+    return NULL;
+}
+
+int conf_load(struct conf *cf, const char *path, char *err, size_t errlen)
+{
+    size_t len;
+    char *buf;
+    int r;
+
+    if (!(buf = read_file(path, &len, err, errlen)))
+        return -1;
+    r = conf_load_string(cf, path, buf, len, err, errlen);
+    xfree(buf);
+    return r;
+}
+
+/* Wipes a secret before freeing it, so it does not linger in freed heap for a core dump. */
+static void free_secret(char *s)
+{
+    if (s) {
+        explicit_bzero(s, strlen(s));
+        xfree(s);
+    }
+}
+
+void conf_release(struct conf *cf)
+{
+    xfree(cf->path);
+    cf->path = NULL;
+    xfree(cf->listen_address);
+    cf->listen_address = NULL;
+    free_secret(cf->jwt_secret);
+    cf->jwt_secret = NULL;
+    cf->jwt_secret_len = 0;
+    for (size_t i = 0; i < cf->n_api_keys; i++) {
+        free_secret(cf->api_keys[i]);
+        cf->api_keys[i] = NULL;
+    }
+    cf->n_api_keys = 0;
+    xfree(cf->backplane_type);
+    cf->backplane_type = NULL;
+}

@@ -1,0 +1,234 @@
+/* http_api.c: the write path (POST /v1/messages with a JWT, POST /v1/publish with an API key)
+ * and the operator endpoints (/healthz, /readyz, /metrics). */
+#include "http_private.h"
+#include "rtgate/backplane.h"
+#include "rtgate/log.h"
+#include "rtgate/metrics.h"
+#include "rtgate/topic.h"
+#include "rtgate/util.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+size_t api_metrics(struct http_server *srv, char *buf, size_t cap)
+{
+    struct hub_stats st;
+    size_t len = metrics_render(buf, cap);
+    int n;
+
+    hub_get_stats(srv->hub, &st);
+    n = snprintf(buf + len, cap - len,
+                 "# HELP rtgate_streams Open SSE, long-poll and WebSocket connections\n"
+                 "# TYPE rtgate_streams gauge\nrtgate_streams %zu\n"
+                 "# HELP rtgate_longpolls_held Long-poll requests being held\n"
+                 "# TYPE rtgate_longpolls_held gauge\nrtgate_longpolls_held %zu\n"
+                 "# HELP rtgate_topics Topics with subscribers or history\n"
+                 "# TYPE rtgate_topics gauge\nrtgate_topics %zu\n"
+                 "# HELP rtgate_subscriptions Local subscriptions\n"
+                 "# TYPE rtgate_subscriptions gauge\nrtgate_subscriptions %zu\n"
+                 "# HELP rtgate_deliveries_total Messages queued to subscribers\n"
+                 "# TYPE rtgate_deliveries_total counter\nrtgate_deliveries_total %llu\n"
+                 "# HELP rtgate_draining 1 while shutting down\n"
+                 "# TYPE rtgate_draining gauge\nrtgate_draining %d\n",
+                 srv->n_streams, srv->n_held_polls, st.n_topics, st.n_subscriptions,
+                 (unsigned long long)st.n_delivered, srv->draining);
+    if (n > 0 && (size_t)n < cap - len)
+        len += (size_t)n;
+    return len;
+}
+
+int api_on_get(struct conn *c, const char *path)
+{
+    struct http_server *srv = c->srv;
+
+    if (strcmp(path, "/healthz") == 0)
+        return http_respond(c, 200, NULL, "{\"status\":\"ok\"}", 15, NULL);
+    if (strcmp(path, "/readyz") == 0) {
+        if (srv->draining)
+            return http_respond(c, 503, NULL, "{\"status\":\"draining\"}", 21, NULL);
+        if (srv->bp && !srv->bp->ops->is_ready(srv->bp))
+            return http_respond(c, 503, NULL, "{\"status\":\"backplane unavailable\"}", 34,
+                                NULL);
+        return http_respond(c, 200, NULL, "{\"status\":\"ready\"}", 18, NULL);
+    }
+    if (strcmp(path, "/metrics") == 0) {
+        char *buf = xmalloc(16384);
+        size_t len = api_metrics(srv, buf, 16384);
+        int rc = http_respond(c, 200, "text/plain; version=0.0.4", buf, len, NULL);
+
+        xfree(buf);
+        return rc;
+    }
+    return http_error(c, 404, "not found");
+}
+
+static int check_api_key(struct conn *c)
+{
+    char key[512];
+    int n = lws_hdr_custom_copy(c->wsi, key, sizeof(key), "x-api-key:", 10);
+
+    if (n > 0 && auth_api_key_ok(c->srv->cf->api_keys, c->srv->cf->n_api_keys, key, (size_t)n))
+        return 0;
+    metrics_inc(M_AUTH_FAILURES);
+    http_error(c, 401, n > 0 ? "bad API key" : "missing X-API-Key header");
+    return -1;
+}
+
+int api_on_post(struct conn *c, const char *path)
+{
+    char cl[32];
+    long long len = -1;
+
+    /* Whatever happens below, a POST answer closes the connection unless the whole body was
+     * read: an unread body must not be parsed as the next request. */
+    c->keep_alive = 0;
+    if (strcmp(path, "/v1/messages") == 0) {
+        if (http_authenticate(c) != 0)
+            return 0;
+        c->route = ROUTE_MESSAGES;
+    } else {
+        if (check_api_key(c) != 0)
+            return 0;
+        c->route = ROUTE_PUBLISH;
+    }
+    if (lws_hdr_copy(c->wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+        len = strtoll(cl, NULL, 10);
+    if (len > (long long)c->srv->cf->max_message_bytes) {
+        c->route = ROUTE_NONE;
+        return http_error(c, 413, "body too large");
+    }
+    if (len <= 0 && !lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+        c->route = ROUTE_NONE;
+        return http_error(c, 400, "missing body");
+    }
+    return 0; /* lws now delivers LWS_CALLBACK_HTTP_BODY chunks */
+}
+
+int api_on_body(struct conn *c, const void *in, size_t len)
+{
+    size_t max = c->srv->cf->max_message_bytes;
+
+    if (c->route == ROUTE_NONE || c->body_too_big)
+        return 0;
+    if (c->body_len + len > max) {
+        c->body_too_big = 1;
+        xfree(c->body);
+        c->body = NULL;
+        return 0;
+    }
+    c->body = xrealloc(c->body, c->body_len + len);
+    memcpy(c->body + c->body_len, in, len);
+    c->body_len += len;
+    return 0;
+}
+
+static void on_published(void *ud, int status, const struct msg_id *id)
+{
+    struct conn *c = ud;
+    char idstr[MSG_ID_STR_MAX], *body;
+    json_t *j;
+
+    if (status != 0) {
+        http_error(c, 503, "backplane unavailable");
+        return;
+    }
+    msg_id_format(*id, idstr);
+    j = json_pack("{s:s,s:s%}", "id", idstr, "topic", c->body, c->body_len);
+    body = json_dumps(j, JSON_COMPACT);
+    metrics_inc(M_PUBLISHED);
+    http_respond(c, 200, NULL, body, strlen(body), NULL);
+    free(body);
+    json_decref(j);
+}
+
+/* Picks the topic of a send/publish request: "topic", or "to" as shorthand for user:<to>.
+ * Writes it into @buf; returns its length, or -1 with @why set. */
+int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
+int api_target_topic(json_t *req, char *buf, size_t cap, const char **why)
+{
+    json_t *topic = json_object_get(req, "topic"), *to = json_object_get(req, "to");
+    const char *s;
+    size_t len;
+
+    if (topic && to)
+        return *why = "give \"topic\" or \"to\", not both", -1;
+    if (to) {
+        int n;
+
+        if (!json_is_string(to))
+            return *why = "\"to\" must be a string", -1;
+        n = topic_format_user(buf, cap, json_string_value(to), json_string_length(to));
+        if (n < 0)
+            return *why = "invalid user id in \"to\"", -1;
+        return n;
+    }
+    if (!topic)
+        return *why = "missing \"topic\" or \"to\"", -1;
+    if (!json_is_string(topic))
+        return *why = "\"topic\" must be a string", -1;
+    s = json_string_value(topic);
+    len = json_string_length(topic);
+    if (!topic_is_valid(s, len) || len >= cap)
+        return *why = "invalid topic", -1;
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    return (int)len;
+}
+
+int api_on_body_done(struct conn *c)
+{
+    char topic[TOPIC_MAX_LEN + 1];
+    const char *why = NULL, *from = c->id.sub;
+    size_t from_len = c->id.sub_len;
+    json_t *req, *data, *jfrom;
+    json_error_t jerr;
+    char *text;
+    int tlen;
+
+    if (c->route == ROUTE_NONE)
+        return 0;
+    c->route = ROUTE_NONE;
+    if (c->body_too_big)
+        return http_error(c, 413, "body too large");
+    c->keep_alive = 1; /* the whole body has been read */
+    req = json_loadb(c->body ? c->body : "", c->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!req)
+        return http_error(c, 400, "malformed JSON");
+    if (!json_is_object(req)) {
+        json_decref(req);
+        return http_error(c, 400, "body must be a JSON object");
+    }
+    tlen = api_target_topic(req, topic, sizeof(topic), &why);
+    data = json_object_get(req, "data");
+    if (tlen >= 0 && !data)
+        why = "missing \"data\"";
+    jfrom = json_object_get(req, "from");
+    if (!why && c->authed) {
+        /* from comes from the token, never from the body */
+    } else if (!why && jfrom) {
+        if (!json_is_string(jfrom) ||
+            !topic_is_valid_id(json_string_value(jfrom), json_string_length(jfrom)))
+            why = "\"from\" must be a valid user id";
+        from = json_string_value(jfrom);
+        from_len = json_string_length(jfrom);
+    } else if (!why) {
+        from = "";
+        from_len = 0;
+    }
+    if (why) {
+        json_decref(req);
+        return http_error(c, 400, why);
+    }
+    text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* NEEDSWORK: with an asynchronous backplane the answer comes later; c must then be
+     * detached from the callback if the client leaves first. The local one answers at once. */
+    xfree(c->body);
+    c->body = xstrndup(topic, (size_t)tlen); /* on_published echoes it */
+    c->body_len = (size_t)tlen;
+    hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
+                on_published, c);
+    free(text);
+    json_decref(req);
+    return 0;
+}

@@ -1,0 +1,154 @@
+/* http_private.h: what the http_*.c files share: the per-connection state lws allocates for
+ * us, the server, and the response helpers. Not a public header: only http_*.c include it. */
+#ifndef RTGATE_HTTP_PRIVATE_H
+#define RTGATE_HTTP_PRIVATE_H
+
+#include "rtgate/auth.h"
+#include "rtgate/conf.h"
+#include "rtgate/cursor.h"
+#include "rtgate/dlist.h"
+#include "rtgate/http_server.h"
+#include "rtgate/hub.h"
+#include "rtgate/sendq.h"
+
+#include <jansson.h>
+#include <libwebsockets.h>
+#include <uv.h>
+
+_Static_assert(LWS_PRE <= MSG_HEADROOM, "msg frames need LWS_PRE bytes of headroom");
+
+enum conn_kind { CONN_NONE, CONN_HTTP, CONN_SSE, CONN_LONGPOLL, CONN_WS };
+
+enum route {
+    ROUTE_NONE,
+    ROUTE_MESSAGES, /* POST /v1/messages */
+    ROUTE_PUBLISH,  /* POST /v1/publish */
+};
+
+/* The positions a multi-topic stream has reached: its SSE ids and long-poll cursors. */
+struct stream_topics {
+    size_t n;
+    struct cursor_pos pos[]; /* topic names are copied after the array */
+};
+
+/* lws's per-session memory for our one protocol: zeroed by lws, freed by lws. Keep it small:
+ * a node holds tens of thousands. Big buffers are allocated on demand and freed after use. */
+struct conn {
+    enum conn_kind kind;
+    struct lws *wsi;
+    struct http_server *srv;
+    struct dlist link; /* srv->held (SSE, long-poll) or srv->sockets (WS) */
+    struct sub sub;
+    struct sendq q;
+    struct auth_identity id;
+
+    /* A plain HTTP answer, built whole and written by on_writable. */
+    unsigned char *resp; /* LWS_PRE bytes of headroom, then headers and body */
+    size_t resp_len;
+
+    /* POST body being received. */
+    enum route route;
+    char *body;
+    size_t body_len;
+
+    /* Streams. */
+    struct stream_topics *topics;
+    uint64_t deadline_ms; /* long-poll: answer empty at this time */
+    struct msg *scratch;  /* SSE frame composed for a multi-topic stream, being written */
+
+    /* WebSocket receive. */
+    unsigned char *rx;
+    size_t rx_len;
+    uint16_t close_code;
+    char close_reason[64];
+
+    unsigned authed : 1;
+    unsigned closing : 1;    /* close at the next writable callback */
+    unsigned drain : 1;      /* shutting down: write what is queued, then close */
+    unsigned keep_alive : 1; /* after resp: lws_http_transaction_completed(), else close */
+    unsigned body_too_big : 1;
+    unsigned truncated : 1; /* a replay did not fit the send queue */
+};
+
+struct http_server {
+    struct lws_context *ctx;
+    uv_loop_t *loop;
+    const struct conf *cf;
+    struct hub *hub;
+    struct backplane *bp;
+    uv_timer_t tick;      /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
+    struct dlist held;    /* SSE and long-poll connections */
+    struct dlist sockets; /* WebSocket connections */
+    size_t n_streams;     /* held + sockets */
+    size_t n_held_polls;
+    uint64_t next_heartbeat_ms, next_sweep_ms;
+    struct msg *heartbeat; /* ": hb\n\n", shared by every SSE stream */
+    int draining;
+    uint64_t drain_deadline_ms;
+    http_server_stopped_fn *on_stopped;
+    void *on_stopped_ud;
+    lws_retry_bo_t retry;
+    struct lws_protocols protocols[2];
+};
+
+/* http_server.c */
+/* Builds a complete answer and asks for a writable callback. @ctype may be NULL (JSON).
+ * @extra is raw "name: value\r\n" lines or NULL. Returns 0 (the connection lives on). */
+int http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                 const char *extra);
+/* {"error":"<reason>"} with @status. */
+int http_error(struct conn *c, int status, const char *reason);
+/* Fills c->id from "Authorization: Bearer" or ?token=. Returns 0, or -1 after answering 401. */
+int http_authenticate(struct conn *c);
+/* 1 if the caller may read @topic: its own inbox, or any non-inbox topic. */
+int http_may_read(const struct conn *c, const char *topic, size_t len);
+/* Parses ?topics= (default: the caller's inbox) into c->topics, checking names and access.
+ * Returns 0, or -1 after answering 400/403. */
+int http_parse_topics(struct conn *c);
+/* Applies the cursor text @s (may be NULL) to c->topics: positions from it where present, else
+ * "now" (or the oldest retained when @earliest). Returns 0 or -1 after answering 400. */
+int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest,
+                      struct cursor *cur);
+void http_hold(struct conn *c, enum conn_kind kind);
+/* Writes c->resp; returns what the lws callback must return (c may be freed after). */
+int http_write_response(struct conn *c);
+/* Allow/forbid reading while a request is held (the lws 4.1.6 busy-loop workaround). */
+void http_request_writable(struct conn *c);
+void conn_release(struct conn *c);
+/* Copies a query argument into @buf; returns its length or -1 when absent. */
+int http_arg(struct conn *c, const char *name, char *buf, size_t cap);
+uint64_t http_now_ms(void);
+
+/* http_api.c */
+int api_on_get(struct conn *c, const char *path);
+int api_on_post(struct conn *c, const char *path);
+int api_on_body(struct conn *c, const void *in, size_t len);
+int api_on_body_done(struct conn *c);
+size_t api_metrics(struct http_server *srv, char *buf, size_t cap);
+
+/* http_sse.c */
+int sse_on_request(struct conn *c);
+int sse_on_writable(struct conn *c);
+void sse_on_heartbeat(struct conn *c);
+extern const struct sub_ops sse_sub_ops;
+
+/* http_poll.c */
+int poll_on_request(struct conn *c, int hold);
+int poll_on_writable(struct conn *c);
+void poll_on_tick(struct conn *c, uint64_t now);
+extern const struct sub_ops poll_sub_ops;
+
+/* http_ws.c */
+int ws_on_filter(struct conn *c, struct lws *wsi);
+int ws_on_established(struct conn *c, struct lws *wsi);
+int ws_on_receive(struct conn *c, const void *in, size_t len);
+int ws_on_writable(struct conn *c);
+void ws_close_soon(struct conn *c, uint16_t code, const char *reason);
+extern const struct sub_ops ws_sub_ops;
+
+/* Streams share this: copy the stream's topic positions into cursor text. */
+int stream_cursor(const struct stream_topics *st, char *out, size_t cap);
+/* Updates the stream's position for @m's topic. */
+void stream_advance(struct stream_topics *st, const struct msg *m);
+
+#endif

@@ -1,0 +1,586 @@
+/* http_server.c: the lws context on our libuv loop, the one protocol that receives every HTTP
+ * request and WebSocket upgrade, routing to the transports, answer helpers, and the tick that
+ * sends heartbeats, finds dead peers and times out long-polls.
+ *
+ * libwebsockets 4.1.6 busy-loops when the client of a held request leaves, and only notices
+ * when a write fails (FACTS.md). So held requests keep rx flow control off, turn it on only
+ * around a write, and the tick peeks at each held socket for EOF. */
+#include "rtgate/http_server.h"
+
+#include "http_private.h"
+#include "rtgate/backplane.h"
+#include "rtgate/log.h"
+#include "rtgate/metrics.h"
+#include "rtgate/topic.h"
+#include "rtgate/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#define TICK_MS 250
+#define SWEEP_MS 2000
+#define RESP_HEADERS_MAX 1024
+
+uint64_t http_now_ms(void)
+{
+    return util_now_ms();
+}
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 426: return "Upgrade Required";
+    case 429: return "Too Many Requests";
+    case 503: return "Service Unavailable";
+    default: return "Error";
+    }
+}
+
+/* We format the status line and headers ourselves for HTTP/1.1, as one buffer with the body,
+ * so an answer is a single write and lws keeps no per-answer state. */
+int http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
+                 const char *extra)
+{
+    size_t cap = LWS_PRE + RESP_HEADERS_MAX + (extra ? strlen(extra) : 0) + len;
+    unsigned char *buf = xmalloc(cap);
+    int n;
+
+    if (status >= 400)
+        metrics_inc(M_HTTP_ERRORS);
+    n = snprintf((char *)buf + LWS_PRE, RESP_HEADERS_MAX + (extra ? strlen(extra) : 0),
+                 "HTTP/1.1 %d %s\r\n"
+                 "content-type: %s\r\n"
+                 "content-length: %zu\r\n"
+                 "cache-control: no-store\r\n"
+                 "%s%s"
+                 "\r\n",
+                 status, status_text(status), ctype ? ctype : "application/json", len,
+                 c->keep_alive ? "" : "connection: close\r\n", extra ? extra : "");
+    memcpy(buf + LWS_PRE + n, body, len);
+    xfree(c->resp);
+    c->resp = buf;
+    c->resp_len = (size_t)n + len;
+    http_request_writable(c);
+    return 0;
+}
+
+int http_error(struct conn *c, int status, const char *reason)
+{
+    json_t *j = json_pack("{s:s}", "error", reason);
+    char *body = json_dumps(j, JSON_COMPACT);
+    int rc = http_respond(c, status, NULL, body, strlen(body), NULL);
+
+    free(body);
+    json_decref(j);
+    return rc;
+}
+
+int http_arg(struct conn *c, const char *name, char *buf, size_t cap)
+{
+    const char *v = lws_get_urlarg_by_name(c->wsi, name, buf, (int)cap);
+    size_t n;
+
+    if (!v)
+        return -1;
+    n = strlen(v);
+    memmove(buf, v, n + 1);
+    return (int)n;
+}
+
+int http_authenticate(struct conn *c)
+{
+    char tok[AUTH_TOKEN_MAX + 16];
+    const char *why = "missing token";
+    int n = lws_hdr_copy(c->wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
+    const char *t = NULL;
+    size_t tlen = 0;
+
+    if (n > 7 && strncasecmp(tok, "Bearer ", 7) == 0) {
+        t = tok + 7;
+        tlen = (size_t)n - 7;
+    } else if (n <= 0 && (n = http_arg(c, "token=", tok, sizeof(tok))) > 0) {
+        t = tok;
+        tlen = (size_t)n;
+    } else if (n > 0) {
+        why = "authorization must be a Bearer token";
+    }
+    if (t && auth_verify_jwt(c->srv->cf->jwt_secret, c->srv->cf->jwt_secret_len, t, tlen,
+                             (int64_t)(http_now_ms() / 1000), &c->id, &why) == 0) {
+        c->authed = 1;
+        return 0;
+    }
+    metrics_inc(M_AUTH_FAILURES);
+    http_error(c, 401, why);
+    return -1;
+}
+
+int http_may_read(const struct conn *c, const char *topic, size_t len)
+{
+    const char *id;
+    size_t id_len;
+
+    if (!topic_is_user(topic, len, &id, &id_len))
+        return 1;
+    return id_len == c->id.sub_len && memcmp(id, c->id.sub, id_len) == 0;
+}
+
+int http_parse_topics(struct conn *c)
+{
+    char buf[4096], msgbuf[TOPIC_MAX_LEN + 64];
+    int n = http_arg(c, "topics=", buf, sizeof(buf));
+    const char *p, *end;
+    size_t count = 1, names = 0;
+    struct stream_topics *st;
+    char *dst;
+
+    if (n < 0) {
+        n = topic_format_user(buf, sizeof(buf), c->id.sub, c->id.sub_len);
+    }
+    for (int i = 0; i < n; i++)
+        count += buf[i] == ',';
+    if (n == 0 || count > c->srv->cf->max_topics) {
+        snprintf(msgbuf, sizeof(msgbuf), n == 0 ? "no topics" : "too many topics (limit %zu)",
+                 c->srv->cf->max_topics);
+        return http_error(c, 400, msgbuf), -1;
+    }
+    st = xcalloc(1, sizeof(*st) + count * sizeof(st->pos[0]) + (size_t)n + count);
+    dst = (char *)&st->pos[count];
+    for (p = buf, end = buf + n; p <= end;) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        size_t len = (size_t)((comma ? comma : end) - p);
+
+        if (!topic_is_valid(p, len)) {
+            snprintf(msgbuf, sizeof(msgbuf), "invalid topic \"%.*s\"",
+                     (int)(len > TOPIC_MAX_LEN ? TOPIC_MAX_LEN : len), p);
+            xfree(st);
+            return http_error(c, 400, msgbuf), -1;
+        }
+        if (!http_may_read(c, p, len)) {
+            metrics_inc(M_FORBIDDEN);
+            log_notice("http: user '%s' refused topic '%.*s'", c->id.sub, (int)len, p);
+            xfree(st);
+            return http_error(c, 403, "forbidden topic"), -1;
+        }
+        for (size_t i = 0; i < st->n; i++)
+            if (st->pos[i].topic_len == len && memcmp(st->pos[i].topic, p, len) == 0)
+                goto next; /* a topic named twice is read once */
+        memcpy(dst, p, len);
+        dst[len] = '\0';
+        st->pos[st->n].topic = dst;
+        st->pos[st->n].topic_len = len;
+        st->n++;
+        dst += len + 1;
+        names++;
+    next:
+        p += len + 1;
+    }
+    c->topics = st;
+    return 0;
+}
+
+int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest,
+                      struct cursor *cur)
+{
+    cur->raw = NULL;
+    cur->n = 0;
+    if (s && cursor_parse(cur, s, len) != 0) {
+        cursor_release(cur);
+        return http_error(c, 400, "malformed cursor"), -1;
+    }
+    for (size_t i = 0; i < c->topics->n; i++) {
+        struct cursor_pos *pos = &c->topics->pos[i];
+        const struct cursor_pos *from = s ? cursor_find(cur, pos->topic, pos->topic_len) : NULL;
+
+        if (from) {
+            memcpy(pos->epoch, from->epoch, sizeof(pos->epoch));
+            pos->id = from->id;
+        } else {
+            hub_position(c->srv->hub, pos->topic, pos->topic_len, pos);
+            if (earliest)
+                pos->id = (struct msg_id){0, 0};
+        }
+    }
+    return 0;
+}
+
+int stream_cursor(const struct stream_topics *st, char *out, size_t cap)
+{
+    return cursor_format(st->pos, st->n, out, cap);
+}
+
+void stream_advance(struct stream_topics *st, const struct msg *m)
+{
+    for (size_t i = 0; i < st->n; i++) {
+        struct cursor_pos *pos = &st->pos[i];
+
+        if (pos->topic_len == m->topic_len && memcmp(pos->topic, m->topic, m->topic_len) == 0) {
+            pos->id = m->id;
+            memcpy(pos->epoch, m->epoch, sizeof(pos->epoch)); /* after a reset: the new epoch */
+            return;
+        }
+    }
+}
+
+void http_hold(struct conn *c, enum conn_kind kind)
+{
+    c->kind = kind;
+    dlist_insert_tail(&c->srv->held, &c->link);
+    c->srv->n_streams++;
+    lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
+    lws_rx_flow_control(c->wsi, 0);
+}
+
+void http_request_writable(struct conn *c)
+{
+    if (c->kind == CONN_SSE || c->kind == CONN_LONGPOLL)
+        lws_rx_flow_control(c->wsi, 1);
+    lws_callback_on_writable(c->wsi);
+}
+
+void conn_release(struct conn *c)
+{
+    if (!c || !c->srv)
+        return;
+    if (c->kind == CONN_SSE || c->kind == CONN_LONGPOLL || c->kind == CONN_WS) {
+        hub_unsubscribe_all(c->srv->hub, &c->sub);
+        sendq_release(&c->q);
+        dlist_remove(&c->link);
+        c->srv->n_streams--;
+        if (c->kind == CONN_LONGPOLL)
+            c->srv->n_held_polls--;
+    }
+    msg_unref(c->scratch);
+    xfree(c->resp);
+    xfree(c->body);
+    xfree(c->topics);
+    xfree(c->rx);
+    memset(c, 0, sizeof(*c));
+}
+
+/* Writes the prepared answer. Returns what the lws callback must return. */
+int http_write_response(struct conn *c)
+{
+    struct lws *wsi = c->wsi;
+    int keep = c->keep_alive;
+
+    if (c->closing)
+        return -1; /* the answer was sent by an earlier call and lws has flushed it */
+    if (!c->resp)
+        return 0;
+    if (lws_write(wsi, c->resp + LWS_PRE, c->resp_len, LWS_WRITE_HTTP_HEADERS) < 0)
+        return -1;
+    if (!keep) {
+        c->closing = 1;
+        xfree(c->resp);
+        c->resp = NULL;
+        if (lws_partial_buffered(wsi)) {
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+        return -1;
+    }
+    conn_release(c); /* lws_http_transaction_completed() frees c */
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+static int on_http_writable(struct conn *c)
+{
+    if (!c || !c->srv)
+        return 0;
+    switch (c->kind) {
+    case CONN_SSE:
+        return sse_on_writable(c);
+    case CONN_LONGPOLL:
+        return poll_on_writable(c);
+    default:
+        return http_write_response(c);
+    }
+}
+
+enum method { M_GET, M_POST, M_OPTIONS, M_OTHER };
+
+static enum method get_method(struct lws *wsi)
+{
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+        return M_GET;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+        return M_POST;
+    if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI))
+        return M_OPTIONS;
+    return M_OTHER;
+}
+
+static const struct {
+    const char *path;
+    enum method method;
+} routes[] = {
+    {"/v1/sse", M_GET},      {"/v1/poll", M_GET},     {"/v1/longpoll", M_GET},
+    {"/v1/ws", M_GET},       {"/v1/messages", M_POST}, {"/v1/publish", M_POST},
+    {"/healthz", M_GET},     {"/readyz", M_GET},      {"/metrics", M_GET},
+};
+
+static int on_http(struct conn *c, struct lws *wsi, const char *path)
+{
+    enum method m = get_method(wsi);
+    int known = -1;
+
+    memset(c, 0, sizeof(*c));
+    c->kind = CONN_HTTP;
+    c->wsi = wsi;
+    c->srv = lws_context_user(lws_get_context(wsi));
+    c->keep_alive = 1;
+    dlist_init(&c->link);
+    metrics_inc(M_HTTP_REQUESTS);
+    for (size_t i = 0; i < ARRAY_LEN(routes); i++)
+        if (strcmp(path, routes[i].path) == 0)
+            known = (int)i;
+    if (known < 0)
+        return http_error(c, 404, "not found");
+    if (m != routes[known].method) {
+        char allow[64];
+
+        snprintf(allow, sizeof(allow), "allow: %s\r\n",
+                 routes[known].method == M_GET ? "GET" : "POST");
+        c->keep_alive = m != M_POST; /* an unread body must not be taken for a request */
+        return http_respond(c, 405, NULL, "{\"error\":\"method not allowed\"}", 30, allow);
+    }
+    if (c->srv->draining && strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0) {
+        c->keep_alive = 0;
+        return http_error(c, 503, "shutting down");
+    }
+    if (strcmp(path, "/v1/sse") == 0)
+        return sse_on_request(c);
+    if (strcmp(path, "/v1/poll") == 0)
+        return poll_on_request(c, 0);
+    if (strcmp(path, "/v1/longpoll") == 0)
+        return poll_on_request(c, 1);
+    if (strcmp(path, "/v1/ws") == 0)
+        return http_error(c, 426, "WebSocket upgrade required");
+    if (m == M_POST)
+        return api_on_post(c, path);
+    return api_on_get(c, path);
+}
+
+static int callback_rtgate(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                           void *in, size_t len)
+{
+    struct conn *c = user;
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        return on_http(c, wsi, in);
+    case LWS_CALLBACK_HTTP_BODY:
+        return c && c->srv ? api_on_body(c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return c && c->srv ? api_on_body_done(c) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return on_http_writable(c);
+    case LWS_CALLBACK_CLOSED_HTTP:
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        conn_release(c);
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_on_filter(c, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_on_established(c, wsi);
+    case LWS_CALLBACK_RECEIVE:
+        return c && c->srv ? ws_on_receive(c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return c && c->srv ? ws_on_writable(c) : -1;
+    case LWS_CALLBACK_CLOSED:
+        conn_release(c);
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+/* A held socket whose peer has gone: recv() peeks 0 bytes (EOF) or an error. */
+static int peer_gone(struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    char ch;
+    ssize_t r;
+
+    if (fd < 0)
+        return 1;
+    r = recv(fd, &ch, 1, MSG_PEEK | MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+static void kill_conn(struct conn *c)
+{
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    struct http_server *srv = container_of(t, struct http_server, tick);
+    uint64_t now = http_now_ms();
+    int heartbeat = now >= srv->next_heartbeat_ms, sweep = now >= srv->next_sweep_ms;
+    struct dlist *pos;
+
+    if (heartbeat)
+        srv->next_heartbeat_ms = now + srv->cf->sse_heartbeat_ms;
+    if (sweep)
+        srv->next_sweep_ms = now + SWEEP_MS;
+    dlist_for_each(pos, &srv->held)
+    {
+        struct conn *c = dlist_entry(pos, struct conn, link);
+
+        if (sweep && peer_gone(c->wsi)) {
+            metrics_inc(M_DEAD_PEERS);
+            kill_conn(c);
+            continue;
+        }
+        if (c->kind == CONN_SSE && heartbeat)
+            sse_on_heartbeat(c);
+        else if (c->kind == CONN_LONGPOLL)
+            poll_on_tick(c, now);
+    }
+    if (srv->draining && srv->on_stopped &&
+        (srv->n_streams == 0 || now >= srv->drain_deadline_ms)) {
+        http_server_stopped_fn *fn = srv->on_stopped;
+
+        if (srv->n_streams)
+            log_warn("http: shutdown deadline passed with %zu connections open", srv->n_streams);
+        srv->on_stopped = NULL;
+        fn(srv->on_stopped_ud);
+    }
+}
+
+static void emit_lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    log_write(level == LLL_ERR ? LOG_ERR : LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
+                                    struct backplane *bp, char *err, size_t errlen)
+{
+    struct http_server *srv = xcalloc(1, sizeof(*srv));
+    struct lws_context_creation_info info;
+    void *loops[] = {loop, NULL};
+
+    srv->loop = loop;
+    srv->cf = cf;
+    srv->hub = hub;
+    srv->bp = bp;
+    dlist_init(&srv->held);
+    dlist_init(&srv->sockets);
+    srv->heartbeat = msg_new_frame(NULL, 0, ": hb\n\n", 6);
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "rtgate",
+        .callback = callback_rtgate,
+        .per_session_data_size = sizeof(struct conn),
+        .rx_buffer_size = 512, /* FACTS.md: the biggest lever on memory per connection */
+    };
+    srv->retry = (lws_retry_bo_t){
+        .secs_since_valid_ping = (uint16_t)cf->ws_ping_interval_s,
+        .secs_since_valid_hangup = (uint16_t)cf->ws_idle_timeout_s,
+    };
+
+    lws_set_log_level(LLL_ERR | (cf->log_level >= LOG_INFO ? LLL_WARN : 0), emit_lws_log);
+    memset(&info, 0, sizeof(info));
+    info.port = cf->listen_port ? cf->listen_port : CONTEXT_PORT_NO_LISTEN_SERVER;
+    info.iface = cf->listen_address;
+    info.protocols = srv->protocols;
+    info.user = srv;
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cf->listen_address, ':') == NULL);
+    info.foreign_loops = loops;
+    info.retry_and_idle_policy = &srv->retry;
+    info.timeout_secs = 10;
+    info.max_http_header_data = 8192; /* long cursors travel in Last-Event-ID and ?cursor= */
+    info.fd_limit_per_thread = (unsigned int)(cf->max_connections + 64);
+    if (cf->listen_port == 0)
+        info.port = 0; /* 0 asks the kernel for a free port: tests read it from the log */
+
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        snprintf(err, errlen, "http: cannot listen on %s:%d (see the lws error above)",
+                 cf->listen_address, cf->listen_port);
+        msg_unref(srv->heartbeat);
+        xfree(srv);
+        return NULL;
+    }
+    uv_timer_init(loop, &srv->tick);
+    uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
+    srv->next_heartbeat_ms = http_now_ms() + cf->sse_heartbeat_ms;
+    srv->next_sweep_ms = http_now_ms() + SWEEP_MS;
+    return srv;
+}
+
+int http_server_port(const struct http_server *srv)
+{
+    struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "default");
+
+    return vh ? lws_get_vhost_listen_port(vh) : -1;
+}
+
+void http_server_drain(struct http_server *srv, http_server_stopped_fn *fn, void *ud)
+{
+    struct dlist *pos;
+
+    if (srv->draining)
+        return;
+    srv->draining = 1;
+    srv->on_stopped = fn;
+    srv->on_stopped_ud = ud;
+    srv->drain_deadline_ms = http_now_ms() + srv->cf->shutdown_timeout_ms;
+    dlist_for_each(pos, &srv->sockets)
+    {
+        struct conn *c = dlist_entry(pos, struct conn, link);
+
+        c->drain = 1; /* flush what was accepted, then close with 1001 */
+        lws_callback_on_writable(c->wsi);
+    }
+    dlist_for_each(pos, &srv->held)
+    {
+        struct conn *c = dlist_entry(pos, struct conn, link);
+
+        if (c->kind == CONN_LONGPOLL) {
+            poll_on_tick(c, UINT64_MAX); /* answer now, with what it has */
+        } else {
+            c->drain = 1;
+            http_request_writable(c);
+        }
+    }
+    uv_timer_stop(&srv->tick);
+    uv_timer_start(&srv->tick, on_tick, 20, 20);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+}
+
+void http_server_close(struct http_server *srv)
+{
+    uv_timer_stop(&srv->tick);
+    uv_close((uv_handle_t *)&srv->tick, on_tick_closed);
+    lws_context_destroy(srv->ctx); /* with a foreign loop this starts the destroy */
+}
+
+void http_server_free(struct http_server *srv)
+{
+    if (!srv)
+        return;
+    lws_context_destroy(srv->ctx); /* the second call finishes it (FACTS.md) */
+    msg_unref(srv->heartbeat);
+    xfree(srv);
+}

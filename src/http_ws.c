@@ -1,0 +1,365 @@
+/* http_ws.c: GET /v1/ws, JSON text frames both ways (the protocol is documented in README.md).
+ *
+ * Requests are answered in order on the connection's send queue, the same queue that carries
+ * messages, so a client sees an ack after the replay it asked for and never out of order. */
+#include "http_private.h"
+#include "rtgate/log.h"
+#include "rtgate/metrics.h"
+#include "rtgate/topic.h"
+#include "rtgate/util.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
+
+static int ws_deliver(struct sub *s, struct msg *m)
+{
+    struct conn *c = container_of(s, struct conn, sub);
+
+    if (c->closing || sendq_push(&c->q, m) != 0)
+        return SUB_SLOW;
+    lws_callback_on_writable(c->wsi);
+    return 0;
+}
+
+static void ws_kick(struct sub *s, enum sub_kick why)
+{
+    struct conn *c = container_of(s, struct conn, sub);
+
+    metrics_inc(M_SLOW_CONSUMERS);
+    log_info("ws: cutting slow consumer '%s' (%zu messages queued)", c->id.sub,
+             sendq_len(&c->q));
+    ws_close_soon(c, 1013, "send queue overflow: reconnect and resume from your cursor");
+}
+
+const struct sub_ops ws_sub_ops = {.deliver = ws_deliver, .kick = ws_kick};
+
+void ws_close_soon(struct conn *c, uint16_t code, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    c->close_code = code;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s", reason);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* A plain HTTP answer to a refused upgrade, so clients see 401/403/503 and not a reset. */
+static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
+{
+    unsigned char buf[LWS_PRE + 512];
+    char *p = (char *)buf + LWS_PRE;
+    int bl = (int)strlen(reason) + 12;
+    int n = snprintf(p, 512,
+                     "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
+                     "content-length: %d\r\nconnection: close\r\n\r\n{\"error\":\"%s\"}",
+                     status, status == 401 ? "Unauthorized" : status == 404 ? "Not Found"
+                                                                           : "Service Unavailable",
+                     bl, reason);
+
+    lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return -1;
+}
+
+int ws_on_filter(struct conn *c, struct lws *wsi)
+{
+    struct http_server *srv = lws_context_user(lws_get_context(wsi));
+    char path[64], tok[AUTH_TOKEN_MAX + 16];
+    const char *why = "missing token", *t = NULL;
+    int n;
+
+    if (!c)
+        return -1;
+    memset(c, 0, sizeof(*c));
+    dlist_init(&c->link);
+    c->wsi = wsi;
+    c->srv = srv;
+    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
+        strcmp(path, "/v1/ws") != 0)
+        return refuse_upgrade(wsi, 404, "not found");
+    if (srv->draining)
+        return refuse_upgrade(wsi, 503, "shutting down");
+    if (srv->n_streams >= srv->cf->max_connections)
+        return refuse_upgrade(wsi, 503, "too many connections");
+    n = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 7 && strncasecmp(tok, "Bearer ", 7) == 0) {
+        t = tok + 7;
+        n -= 7;
+    } else if (n <= 0) {
+        const char *v = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof(tok));
+
+        if (v) {
+            t = v;
+            n = (int)strlen(v);
+        }
+    }
+    if (!t || auth_verify_jwt(srv->cf->jwt_secret, srv->cf->jwt_secret_len, t, (size_t)n,
+                              (int64_t)(http_now_ms() / 1000), &c->id, &why) != 0) {
+        metrics_inc(M_AUTH_FAILURES);
+        c->srv = NULL; /* nothing to release */
+        return refuse_upgrade(wsi, 401, why);
+    }
+    c->authed = 1;
+    return 0;
+}
+
+int ws_on_established(struct conn *c, struct lws *wsi)
+{
+    if (!c || !c->authed)
+        return -1;
+    c->kind = CONN_WS;
+    c->wsi = wsi;
+    sub_init(&c->sub, &ws_sub_ops);
+    sendq_init(&c->q, c->srv->cf->send_queue);
+    dlist_insert_tail(&c->srv->sockets, &c->link);
+    c->srv->n_streams++;
+    metrics_inc(M_WS_CONNECTIONS);
+    log_debug("ws: '%s' connected", c->id.sub);
+    return 0;
+}
+
+/* Queues @j (taken) as a text frame. */
+static void send_json(struct conn *c, json_t *j)
+{
+    char *text = json_dumps(j, JSON_COMPACT);
+    struct msg *m = msg_new_frame(text, strlen(text), NULL, 0);
+
+    free(text);
+    json_decref(j);
+    if (ws_deliver(&c->sub, m) == SUB_SLOW && !c->sub.kicked) {
+        c->sub.kicked = 1;
+        ws_kick(&c->sub, SUB_KICK_SLOW);
+    }
+    msg_unref(m);
+}
+
+static json_t *reply(const char *type, json_t *rid)
+{
+    json_t *j = json_pack("{s:s}", "type", type);
+
+    if (rid)
+        json_object_set(j, "rid", rid);
+    return j;
+}
+
+static void send_error(struct conn *c, json_t *rid, const char *why)
+{
+    json_t *j = reply("error", rid);
+
+    json_object_set_new(j, "error", json_string(why));
+    send_json(c, j);
+}
+
+static int queue_replayed(void *ud, struct msg *m)
+{
+    struct conn *c = ud;
+
+    return ws_deliver(&c->sub, m) == 0 ? 0 : -1;
+}
+
+static void on_subscribe(struct conn *c, json_t *req, json_t *rid)
+{
+    json_t *jt = json_object_get(req, "topic"), *jc = json_object_get(req, "cursor"), *ack;
+    const char *topic = json_string_value(jt);
+    size_t len = json_string_length(jt);
+    struct cursor_pos now, start;
+    const struct cursor_pos *from = NULL;
+    char text[CURSOR_POS_RAW_MAX * 2];
+    struct cursor cur = {0};
+    int rc = HUB_REPLAY_OK;
+    size_t got = 0;
+
+    if (!topic || !topic_is_valid(topic, len))
+        return send_error(c, rid, "invalid topic");
+    if (!http_may_read(c, topic, len)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("ws: user '%s' refused topic '%s'", c->id.sub, topic);
+        return send_error(c, rid, "forbidden topic");
+    }
+    if (c->sub.n_topics >= c->srv->cf->max_topics)
+        return send_error(c, rid, "too many subscriptions");
+    if (jc && (!json_is_string(jc) ||
+               cursor_parse(&cur, json_string_value(jc), json_string_length(jc)) != 0)) {
+        cursor_release(&cur);
+        return send_error(c, rid, "malformed cursor");
+    }
+    if (jc)
+        from = cursor_find(&cur, topic, len);
+    hub_position(c->srv->hub, topic, len, &now);
+    if (from) {
+        start = *from;
+        rc = hub_replay(c->srv->hub, topic, len, &start, 0, queue_replayed, c, NULL);
+    }
+    ack = reply("ack", rid);
+    json_object_set_new(ack, "topic", json_stringn(topic, len));
+    json_object_set_new(ack, "recovered", json_boolean(rc == HUB_REPLAY_OK));
+    if (cursor_format(&now, 1, text, sizeof(text)) > 0 && !from)
+        json_object_set_new(ack, "cursor", json_string(text));
+    send_json(c, ack);
+    if (rc == HUB_REPLAY_RESET) {
+        json_t *r = json_pack("{s:s,s:s%}", "type", "reset", "topic", topic, len);
+
+        send_json(c, r);
+    }
+    if (from && hub_subscribe(c->srv->hub, &c->sub, topic, len) == 1)
+        hub_replay(c->srv->hub, topic, len, rc == HUB_REPLAY_OK ? &start : NULL, SIZE_MAX,
+                   queue_replayed, c, &got);
+    else if (!from)
+        hub_subscribe(c->srv->hub, &c->sub, topic, len);
+    cursor_release(&cur);
+}
+
+struct pub_ctx {
+    struct conn *c;
+    json_t *rid;
+    const char *topic;
+};
+
+static void on_ws_published(void *ud, int status, const struct msg_id *id)
+{
+    struct pub_ctx *p = ud;
+    char idstr[MSG_ID_STR_MAX];
+    json_t *ack;
+
+    if (status != 0)
+        return send_error(p->c, p->rid, "backplane unavailable");
+    msg_id_format(*id, idstr);
+    ack = reply("ack", p->rid);
+    json_object_set_new(ack, "id", json_string(idstr));
+    json_object_set_new(ack, "topic", json_string(p->topic));
+    metrics_inc(M_PUBLISHED);
+    send_json(p->c, ack);
+}
+
+static void on_publish(struct conn *c, json_t *req, json_t *rid)
+{
+    char topic[TOPIC_MAX_LEN + 1];
+    const char *why = NULL;
+    json_t *data = json_object_get(req, "data");
+    int tlen = api_target_topic(req, topic, sizeof(topic), &why);
+    struct pub_ctx p = {c, rid, topic};
+    char *text;
+
+    if (tlen < 0)
+        return send_error(c, rid, why);
+    if (!data)
+        return send_error(c, rid, "missing \"data\"");
+    text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
+    /* NEEDSWORK: an asynchronous backplane needs p on the heap, detached on close. */
+    hub_publish(c->srv->hub, topic, (size_t)tlen, c->id.sub, c->id.sub_len, text, strlen(text),
+                on_ws_published, &p);
+    free(text);
+}
+
+static void handle_frame(struct conn *c, const char *text, size_t len)
+{
+    json_error_t jerr;
+    json_t *req = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), *rid;
+    const char *type;
+
+    if (!req) {
+        metrics_inc(M_WS_PROTOCOL_ERRORS);
+        ws_close_soon(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "malformed JSON");
+        return;
+    }
+    if (!json_is_object(req)) {
+        send_error(c, NULL, "frame must be a JSON object");
+        json_decref(req);
+        return;
+    }
+    rid = json_object_get(req, "rid");
+    type = json_string_value(json_object_get(req, "type"));
+    if (!type) {
+        send_error(c, rid, "missing \"type\"");
+    } else if (strcmp(type, "subscribe") == 0) {
+        on_subscribe(c, req, rid);
+    } else if (strcmp(type, "unsubscribe") == 0) {
+        json_t *jt = json_object_get(req, "topic"), *ack;
+
+        if (!json_is_string(jt)) {
+            send_error(c, rid, "invalid topic");
+        } else {
+            hub_unsubscribe(c->srv->hub, &c->sub, json_string_value(jt), json_string_length(jt));
+            ack = reply("ack", rid);
+            json_object_set(ack, "topic", jt);
+            send_json(c, ack);
+        }
+    } else if (strcmp(type, "send") == 0 || strcmp(type, "publish") == 0) {
+        on_publish(c, req, rid);
+    } else if (strcmp(type, "ping") == 0) {
+        send_json(c, reply("pong", rid));
+    } else {
+        send_error(c, rid, "unknown type");
+    }
+    json_decref(req);
+}
+
+int ws_on_receive(struct conn *c, const void *in, size_t len)
+{
+    struct lws *wsi = c->wsi;
+    size_t max = c->srv->cf->max_message_bytes;
+
+    if (c->closing)
+        return 0;
+    if (lws_frame_is_binary(wsi)) {
+        metrics_inc(M_WS_PROTOCOL_ERRORS);
+        ws_close_soon(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames are not supported");
+        return 0;
+    }
+    if (c->rx_len + len > max) {
+        metrics_inc(M_WS_PROTOCOL_ERRORS);
+        xfree(c->rx);
+        c->rx = NULL;
+        c->rx_len = 0;
+        ws_close_soon(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too big");
+        return 0;
+    }
+    if (!c->rx && lws_is_first_fragment(wsi) && lws_is_final_fragment(wsi) &&
+        !lws_remaining_packet_payload(wsi)) {
+        handle_frame(c, in, len); /* the common case: one piece, no copy */
+        return 0;
+    }
+    c->rx = xrealloc(c->rx, c->rx_len + len);
+    memcpy(c->rx + c->rx_len, in, len);
+    c->rx_len += len;
+    if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi)) {
+        unsigned char *rx = c->rx;
+
+        c->rx = NULL;
+        handle_frame(c, (const char *)rx, c->rx_len);
+        c->rx_len = 0;
+        xfree(rx);
+    }
+    return 0;
+}
+
+int ws_on_writable(struct conn *c)
+{
+    struct msg *m;
+
+    if (c->closing) {
+        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
+                         (unsigned char *)c->close_reason, strlen(c->close_reason));
+        return -1;
+    }
+    m = sendq_peek(&c->q);
+    if (!m) {
+        if (c->drain) {
+            ws_close_soon(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+            c->closing = 1;
+            lws_close_reason(c->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
+                             (unsigned char *)"server shutting down", 20);
+            return -1;
+        }
+        return 0;
+    }
+    if (lws_write(c->wsi, m->ws, m->ws_len, LWS_WRITE_TEXT) < 0)
+        return -1;
+    sendq_pop(&c->q);
+    if (sendq_len(&c->q) || c->drain)
+        lws_callback_on_writable(c->wsi);
+    return 0;
+}
