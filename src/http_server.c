@@ -15,6 +15,7 @@
 #include "rtgate/util.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -387,8 +388,12 @@ static int callback_rtgate(struct lws *wsi, enum lws_callback_reasons reason, vo
         return c && c->srv ? api_on_body_done(c) : -1;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return on_http_writable(c);
-    case LWS_CALLBACK_CLOSED_HTTP:
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+        /* also sent when an upgraded connection leaves HTTP: the WebSocket state stays */
+        if (c && c->kind != CONN_WS)
+            conn_release(c);
+        return 0;
+    case LWS_CALLBACK_CLOSED_HTTP:
         conn_release(c);
         return 0;
     case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -467,7 +472,8 @@ static void emit_lws_log(int level, const char *line)
 
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    log_write(level == LLL_ERR ? LOG_ERR : LOG_WARN, "lws: %.*s", (int)n, line);
+    log_write(level == LLL_ERR ? LOG_ERR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG, "lws: %.*s",
+              (int)n, line);
 }
 
 struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
@@ -495,13 +501,16 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
         .secs_since_valid_hangup = (uint16_t)cf->ws_idle_timeout_s,
     };
 
-    lws_set_log_level(LLL_ERR | (cf->log_level >= LOG_INFO ? LLL_WARN : 0), emit_lws_log);
+    lws_set_log_level(LLL_ERR | LLL_WARN * (cf->log_level >= LOG_WARN) |
+                          (LLL_NOTICE | LLL_INFO) * (cf->log_level >= LOG_DEBUG),
+                      emit_lws_log);
     memset(&info, 0, sizeof(info));
     info.port = cf->listen_port ? cf->listen_port : CONTEXT_PORT_NO_LISTEN_SERVER;
     info.iface = cf->listen_address;
     info.protocols = srv->protocols;
     info.user = srv;
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
+                   LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
                    LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cf->listen_address, ':') == NULL);
     info.foreign_loops = loops;
     info.retry_and_idle_policy = &srv->retry;

@@ -336,24 +336,34 @@ int ws_on_receive(struct conn *c, const void *in, size_t len)
     return 0;
 }
 
+/* lws 4.1.6 on libuv closes a second time from inside its close path ("uv repeat test") and
+ * drops the close frame that lws_close_reason() had prepared, so clients saw 1006 instead of
+ * our code. We write the close frame ourselves, then let lws kill the connection. */
+static int send_close(struct conn *c, uint16_t code, const char *reason)
+{
+    unsigned char buf[LWS_PRE + 125];
+    size_t n = strlen(reason);
+
+    if (n > 123)
+        n = 123;
+    buf[LWS_PRE] = (unsigned char)(code >> 8);
+    buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
+    memcpy(buf + LWS_PRE + 2, reason, n);
+    /* 4 is LWS_WRITE_CLOSE, which lws 4.1 keeps out of its public enum */
+    lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4);
+    return -1;
+}
+
 int ws_on_writable(struct conn *c)
 {
     struct msg *m;
 
-    if (c->closing) {
-        lws_close_reason(c->wsi, (enum lws_close_status)c->close_code,
-                         (unsigned char *)c->close_reason, strlen(c->close_reason));
-        return -1;
-    }
+    if (c->closing)
+        return send_close(c, c->close_code, c->close_reason);
     m = sendq_peek(&c->q);
     if (!m) {
-        if (c->drain) {
-            ws_close_soon(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
-            c->closing = 1;
-            lws_close_reason(c->wsi, LWS_CLOSE_STATUS_GOINGAWAY,
-                             (unsigned char *)"server shutting down", 20);
-            return -1;
-        }
+        if (c->drain)
+            return send_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
         return 0;
     }
     if (lws_write(c->wsi, m->ws, m->ws_len, LWS_WRITE_TEXT) < 0)
