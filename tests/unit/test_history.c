@@ -1,9 +1,12 @@
 /* test_history.c: the bounded per-topic ring, its eviction mark and resume search. */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "rtgate/history.h"
 
@@ -32,7 +35,7 @@ static void unref_all(struct msg **m, size_t n)
         msg_unref(m[i]);
 }
 
-#define assert_id(got, ms_, seq_)                                                                 \
+#define assert_id(got, ms_, seq_)                                                                  \
     do {                                                                                           \
         struct msg_id got_ = (got);                                                                \
         assert_true(got_.ms == (ms_));                                                             \

@@ -1,10 +1,13 @@
 /* test_hub.c: topics, subscribers, fan-out, history replay and the backplane seam, through a
  * fake struct sub_ops that records deliveries and a fake struct backplane that records calls. */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "rtgate/hub.h"
 
@@ -20,10 +23,10 @@
 #include <string.h>
 
 #define MAX_GOT 1100
-#define T1 "room:1"
-#define T2 "room:2"
-#define T3 "chat:x"
-#define L(s) s, strlen(s)
+#define T1      "room:1"
+#define T2      "room:2"
+#define T3      "chat:x"
+#define L(s)    s, strlen(s)
 
 /* ---- fake subscriber ---- */
 
@@ -502,8 +505,7 @@ static void test_replay_from_delivered_cursor(void **state)
         size_t n = 99;
 
         pos_of(a->got[k], &c);
-        assert_int_equal(hub_replay(h, L(T1), &c.pos[0], 100, on_replay, &rr, &n),
-                         HUB_REPLAY_OK);
+        assert_int_equal(hub_replay(h, L(T1), &c.pos[0], 100, on_replay, &rr, &n), HUB_REPLAY_OK);
         /* exactly the messages after got[k] */
         assert_int_equal(n, 3 - k);
         assert_int_equal(rr.n, 3 - k);
@@ -551,7 +553,7 @@ static void test_replay_max_and_stop(void **state)
 
 static void test_replay_from_evicted_position(void **state)
 {
-    struct hub *h = hub_new(4); /* keeps 4 */
+    struct hub *h = hub_new(4);           /* keeps 4 */
     struct fake_sub *a = publish_n(h, 6); /* got[0], got[1] evicted; got[2..5] retained */
     struct replay_rec rr = {0};
     struct cursor c;

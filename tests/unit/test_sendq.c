@@ -1,9 +1,12 @@
 /* test_sendq.c: a connection's bounded, growable FIFO of message references. */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "rtgate/sendq.h"
 

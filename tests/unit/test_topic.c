@@ -1,9 +1,12 @@
 /* test_topic.c: topic names "<kind>:<id>", inbox topics and backplane channel names. */
+/* cmocka.h needs these first, in this order */
+/* clang-format off */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+/* clang-format on */
 
 #include "rtgate/topic.h"
 

@@ -1,0 +1,60 @@
+# Thin wrapper over CMake and CTest. `make run` and `make test` install missing Debian packages
+# first (scripts/deps.sh), so both work on a fresh Debian 12 machine.
+BUILD       ?= build
+BUILD_ASAN  ?= build-asan
+CONFIG      ?= conf/rtgate.json
+PREFIX      ?= /usr/local
+BUILD_TYPE  ?= RelWithDebInfo
+# CI builds with -Werror; locally warnings stay warnings.
+WERROR      ?= $(if $(CI),ON,OFF)
+JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: all deps build run test test-unit test-integration test-asan install format format-check clean
+
+all: build
+
+deps:
+	@./scripts/deps.sh
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DRTGATE_WERROR=$(WERROR) \
+	      -DCMAKE_INSTALL_PREFIX=$(PREFIX)
+
+build: deps $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci --no-audit --no-fund
+
+run: build
+	./$(BUILD)/rtgate --config $(CONFIG)
+
+test: build node_modules/.package-lock.json
+	ctest --test-dir $(BUILD) --output-on-failure
+
+test-unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+test-integration: build node_modules/.package-lock.json
+	ctest --test-dir $(BUILD) --output-on-failure -L integration
+
+# The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer: any report fails.
+test-asan: deps node_modules/.package-lock.json
+	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DRTGATE_SANITIZE=ON -DRTGATE_WERROR=$(WERROR)
+	cmake --build $(BUILD_ASAN) -j $(JOBS)
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
+	UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+	ctest --test-dir $(BUILD_ASAN) --output-on-failure
+
+# Honours DESTDIR (packaging) and PREFIX.
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+format:
+	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c
+
+format-check:
+	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN)
