@@ -45,7 +45,7 @@ static const struct backplane_ops local_ops = {
     .unsubscribe = local_unsubscribe,
     .publish = local_publish,
     .is_ready = local_is_ready,
-    .free = local_free,
+    .destroy = local_free,
 };
 
 struct backplane *backplane_local_new(struct hub *h)

@@ -28,7 +28,7 @@ struct parse {
 
 static const char *const top_keys[] = {
     "listen", "log_level",           "history",   "sse", "websocket", "longpoll", "limits",
-    "auth",   "shutdown_timeout_ms", "backplane", NULL};
+    "auth",   "shutdown_timeout_ms", "backplane", "cors", NULL};
 static const char *const listen_keys[] = {"address", "port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
@@ -43,6 +43,7 @@ static const char *const limits_keys[] = {"max_message_bytes",
                                           NULL};
 static const char *const auth_keys[] = {"jwt_secret", "api_keys", NULL};
 static const char *const backplane_keys[] = {"type", NULL};
+static const char *const cors_keys[] = {"allowed_origins", NULL};
 
 static char *xstrdup(const char *s)
 {
@@ -363,6 +364,56 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
     return 0;
 }
 
+/* An origin as browsers send it: "*", or scheme://host[:port] with no path. */
+static int is_origin(const char *s, size_t len)
+{
+    const char *host;
+
+    if (len == 1 && s[0] == '*')
+        return 1;
+    if (len > 7 && strncmp(s, "http://", 7) == 0)
+        host = s + 7;
+    else if (len > 8 && strncmp(s, "https://", 8) == 0)
+        host = s + 8;
+    else
+        return 0;
+    for (const char *q = host; q < s + len; q++)
+        if (*q == '/' || *q == ' ' || *q == ',')
+            return 0;
+    return host < s + len;
+}
+
+static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec, *list, *v;
+    char key[40];
+    size_t i;
+
+    if (get_section(p, root, "cors", cors_keys, &sec) < 0)
+        return -1;
+    if (!sec || !(list = json_object_get(sec, "allowed_origins")))
+        return 0;
+    if (!json_is_array(list))
+        return fail(p, "cors", "allowed_origins", "must be an array of strings, not %s",
+                    type_name(list));
+    if (json_array_size(list) > CONF_MAX_ORIGINS)
+        return fail(p, "cors", "allowed_origins", "at most %d origins, not %zu", CONF_MAX_ORIGINS,
+                    json_array_size(list));
+    json_array_foreach(list, i, v)
+    {
+        snprintf(key, sizeof(key), "allowed_origins[%zu]", i);
+        if (!json_is_string(v))
+            return fail(p, "cors", key, "must be a string, not %s", type_name(v));
+        if (!is_origin(json_string_value(v), json_string_length(v)))
+            return fail(p, "cors", key,
+                        "\"%s\" is not \"*\" or an origin like \"https://app.example.com\"",
+                        json_string_value(v));
+        nc->cors_origins[nc->n_cors_origins++] =
+            xstrndup(json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct conf *nc)
 {
     if (!json_is_object(root)) {
@@ -371,7 +422,8 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
     }
     if (check_keys(p, root, NULL, top_keys) < 0 || parse_listen(p, root, nc) < 0 ||
         parse_log_level(p, root, nc) < 0 || parse_numbers(p, root, nc) < 0 ||
-        parse_auth(p, root, nc) < 0 || parse_backplane(p, root, nc) < 0)
+        parse_auth(p, root, nc) < 0 || parse_backplane(p, root, nc) < 0 ||
+        parse_cors(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -505,6 +557,11 @@ void conf_release(struct conf *cf)
         cf->api_keys[i] = NULL;
     }
     cf->n_api_keys = 0;
+    for (size_t i = 0; i < cf->n_cors_origins; i++) {
+        xfree(cf->cors_origins[i]);
+        cf->cors_origins[i] = NULL;
+    }
+    cf->n_cors_origins = 0;
     xfree(cf->backplane_type);
     cf->backplane_type = NULL;
 }

@@ -42,6 +42,8 @@ struct conn {
     struct sendq q;
     struct auth_identity id;
 
+    char *cors; /* "access-control-allow-origin: ..." lines when the Origin is allowed */
+
     /* A plain HTTP answer, built whole and written by on_writable. */
     unsigned char *resp; /* LWS_PRE bytes of headroom, then headers and body */
     size_t resp_len;

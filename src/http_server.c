@@ -54,21 +54,22 @@ static const char *status_text(int status)
 int http_respond(struct conn *c, int status, const char *ctype, const char *body, size_t len,
                  const char *extra)
 {
-    size_t cap = LWS_PRE + RESP_HEADERS_MAX + (extra ? strlen(extra) : 0) + len;
-    unsigned char *buf = xmalloc(cap);
+    size_t hmax = RESP_HEADERS_MAX + (extra ? strlen(extra) : 0) + (c->cors ? strlen(c->cors) : 0);
+    unsigned char *buf = xmalloc(LWS_PRE + hmax + len);
     int n;
 
     if (status >= 400)
         metrics_inc(M_HTTP_ERRORS);
-    n = snprintf((char *)buf + LWS_PRE, RESP_HEADERS_MAX + (extra ? strlen(extra) : 0),
+    n = snprintf((char *)buf + LWS_PRE, hmax,
                  "HTTP/1.1 %d %s\r\n"
                  "content-type: %s\r\n"
                  "content-length: %zu\r\n"
                  "cache-control: no-store\r\n"
-                 "%s%s"
+                 "%s%s%s"
                  "\r\n",
                  status, status_text(status), ctype ? ctype : "application/json", len,
-                 c->keep_alive ? "" : "connection: close\r\n", extra ? extra : "");
+                 c->keep_alive ? "" : "connection: close\r\n", extra ? extra : "",
+                 c->cors ? c->cors : "");
     memcpy(buf + LWS_PRE + n, body, len);
     xfree(c->resp);
     c->resp = buf;
@@ -267,6 +268,7 @@ void conn_release(struct conn *c)
     xfree(c->body);
     xfree(c->topics);
     xfree(c->rx);
+    xfree(c->cors);
     memset(c, 0, sizeof(*c));
 }
 
@@ -332,6 +334,44 @@ static const struct {
     {"/healthz", M_GET},     {"/readyz", M_GET},      {"/metrics", M_GET},
 };
 
+/* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and
+ * exposes ETag for pollers). Browsers then let pages of that origin read our answers. */
+static void check_origin(struct conn *c)
+{
+    const struct conf *cf = c->srv->cf;
+    char origin[256];
+    int n = lws_hdr_copy(c->wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+
+    if (n <= 0 || !cf->n_cors_origins)
+        return;
+    for (size_t i = 0; i < cf->n_cors_origins; i++) {
+        if (strcmp(cf->cors_origins[i], "*") == 0 || strcmp(cf->cors_origins[i], origin) == 0) {
+            size_t cap = (size_t)n + 160;
+
+            c->cors = xmalloc(cap);
+            snprintf(c->cors, cap,
+                     "access-control-allow-origin: %s\r\nvary: origin\r\n"
+                     "access-control-expose-headers: etag, retry-after\r\n",
+                     origin);
+            return;
+        }
+    }
+}
+
+/* A preflight (OPTIONS) for a known path: what a browser may send us. */
+static int answer_preflight(struct conn *c)
+{
+    static const char allow[] =
+        "access-control-allow-methods: GET, POST, OPTIONS\r\n"
+        "access-control-allow-headers: authorization, content-type, x-api-key, last-event-id, "
+        "if-none-match\r\n"
+        "access-control-max-age: 600\r\n";
+
+    if (!c->cors)
+        return http_respond(c, 204, "text/plain", "", 0, NULL); /* no CORS headers: refused */
+    return http_respond(c, 204, "text/plain", "", 0, allow);
+}
+
 static int on_http(struct conn *c, struct lws *wsi, const char *path)
 {
     enum method m = get_method(wsi);
@@ -347,8 +387,11 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
     for (size_t i = 0; i < ARRAY_LEN(routes); i++)
         if (strcmp(path, routes[i].path) == 0)
             known = (int)i;
+    check_origin(c);
     if (known < 0)
         return http_error(c, 404, "not found");
+    if (m == M_OPTIONS)
+        return answer_preflight(c);
     if (m != routes[known].method) {
         char allow[64];
 

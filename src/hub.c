@@ -306,7 +306,7 @@ int hub_has_after(struct hub *h, const char *topic, size_t len, const struct cur
 int hub_publish(struct hub *h, const char *topic, size_t len, const char *from, size_t from_len,
                 const char *data, size_t data_len, hub_publish_fn *cb, void *ud)
 {
-    if (!topic_is_valid(topic, len))
+    if (!topic_is_valid(topic, len) || (from_len && !topic_is_valid_id(from, from_len)))
         return -1;
     if (!h->bp) {
         struct msg_id id;
@@ -335,13 +335,16 @@ void hub_append(struct hub *h, const char *topic, size_t len, const char *from, 
 
 void hub_ingest(struct hub *h, struct msg *m)
 {
-    struct hub_topic *t = get_topic(h, m->topic, m->topic_len);
+    struct hub_topic *t = find_topic(h, m->topic, m->topic_len, hash_name(m->topic, m->topic_len));
     struct dlist *pos;
 
-    if (msg_id_cmp(m->id, t->last) <= 0) {
+    if (!t)
+        t = get_topic(h, m->topic, m->topic_len);
+    if (msg_id_cmp(m->id, t->last) <= 0 || msg_id_is_zero(m->id)) {
         /* at-most-once per id: a duplicate or stale copy (e.g. replay racing live) is dropped */
         log_debug("hub: dropped stale message %" PRIu64 "-%" PRIu64 " on '%s'", m->id.ms,
                   m->id.seq, t->name);
+        maybe_drop_topic(h, t);
         return;
     }
     t->last = m->id;

@@ -61,6 +61,9 @@ struct msg_id msg_id_next(struct msg_id last, uint64_t now_ms)
     if (now_ms > last.ms) {
         next.ms = now_ms;
         next.seq = 0;
+    } else if (last.seq == UINT64_MAX) {
+        next.ms = last.ms + 1; /* seq is exhausted within this ms: borrow the next one */
+        next.seq = 0;
     } else {
         next.ms = last.ms;
         next.seq = last.seq + 1;
@@ -82,6 +85,11 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
     struct msg *m;
     unsigned char *p;
 
+    /* callers pass validated names (hub_publish checks them); keep head[] in bounds anyway */
+    if (topic_len > TOPIC_MAX_LEN)
+        topic_len = TOPIC_MAX_LEN;
+    if (from_len > TOPIC_ID_MAX)
+        from_len = 0;
     msg_id_format(id, idstr);
     pos.topic = topic;
     pos.topic_len = topic_len;

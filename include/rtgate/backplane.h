@@ -21,7 +21,7 @@ struct backplane_ops {
                     void *ud);
     /* 1 when publishing can succeed now (for /readyz). */
     int (*is_ready)(struct backplane *bp);
-    void (*free)(struct backplane *bp);
+    void (*destroy)(struct backplane *bp);
 };
 
 struct backplane {
@@ -34,7 +34,7 @@ struct backplane *backplane_local_new(struct hub *h);
 static inline void backplane_free(struct backplane *bp)
 {
     if (bp)
-        bp->ops->free(bp);
+        bp->ops->destroy(bp);
 }
 
 #endif

@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #define CONF_MAX_API_KEYS 16
+#define CONF_MAX_ORIGINS 16
 
 struct conf {
     char *path;                /* the file it was read from (for messages) */
@@ -42,6 +43,10 @@ struct conf {
     uint32_t shutdown_timeout_ms; /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
 
     char *backplane_type;      /* "backplane.type": "local" (default) */
+
+    char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
+                                           * default none (no CORS headers) */
+    size_t n_cors_origins;
 };
 
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */

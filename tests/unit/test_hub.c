@@ -11,10 +11,6 @@
 
 #include "rtgate/hub.h"
 
-/* Under UNIT_TESTING cmocka.h does "#define free test_free", which turns the member
- * backplane_ops.free and the call bp->ops->free(bp) in backplane_free() into test_free(...):
- * undefine it (this file calls test_free() by name where it means cmocka's). */
-#undef free
 #include "rtgate/backplane.h"
 #include "rtgate/cursor.h"
 #include "rtgate/topic.h"
@@ -234,7 +230,7 @@ static const struct backplane_ops fake_bp_ops = {
     .unsubscribe = fbp_unsubscribe,
     .publish = fbp_publish,
     .is_ready = fbp_is_ready,
-    .free = fbp_free,
+    .destroy = fbp_free,
 };
 
 static void fake_bp_init(struct fake_bp *f, struct hub *h, enum fake_bp_mode mode)
