@@ -468,8 +468,12 @@ static int peer_gone(struct lws *wsi)
     return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 
+/* Closes a held connection from its next writable callback (which returns -1 when closing),
+ * with lws's async kill as a backstop. */
 static void kill_conn(struct conn *c)
 {
+    c->closing = 1;
+    http_request_writable(c);
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
@@ -488,6 +492,8 @@ static void on_tick(uv_timer_t *t)
     {
         struct conn *c = dlist_entry(pos, struct conn, link);
 
+        if (c->closing)
+            continue;
         if (sweep && peer_gone(c->wsi)) {
             metrics_inc(M_DEAD_PEERS);
             kill_conn(c);
