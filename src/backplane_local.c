@@ -11,6 +11,9 @@ struct backplane_local {
 
 static void local_subscribe(struct backplane *bp, const char *topic, size_t len)
 {
+    struct backplane_local *l = container_of(bp, struct backplane_local, bp);
+
+    hub_on_backplane_subscribed(l->hub, topic, len, 0); /* nothing to wait for */
 }
 
 static void local_unsubscribe(struct backplane *bp, const char *topic, size_t len)
@@ -29,9 +32,29 @@ static void local_publish(struct backplane *bp, const char *topic, size_t len, c
         cb(ud, 0, &id);
 }
 
+static void *local_history(struct backplane *bp, const char *topic, size_t len,
+                           const struct cursor_pos *from, size_t max, hub_history_fn *fn, void *ud)
+{
+    struct backplane_local *l = container_of(bp, struct backplane_local, bp);
+    struct hub_history res;
+
+    hub_local_history(l->hub, topic, len, from, max, &res);
+    fn(ud, &res);
+    xfree(res.msgs);
+    return NULL;
+}
+
+static void local_cancel(struct backplane *bp, void *req)
+{
+}
+
 static int local_is_ready(struct backplane *bp)
 {
     return 1;
+}
+
+static void local_close(struct backplane *bp)
+{
 }
 
 static void local_free(struct backplane *bp)
@@ -44,7 +67,10 @@ static const struct backplane_ops local_ops = {
     .subscribe = local_subscribe,
     .unsubscribe = local_unsubscribe,
     .publish = local_publish,
+    .history = local_history,
+    .cancel = local_cancel,
     .is_ready = local_is_ready,
+    .close = local_close,
     .destroy = local_free,
 };
 

@@ -42,7 +42,9 @@ static const char *const limits_keys[] = {"max_message_bytes",
                                           "max_held_longpolls",
                                           NULL};
 static const char *const auth_keys[] = {"jwt_secret", "api_keys", NULL};
-static const char *const backplane_keys[] = {"type", NULL};
+static const char *const backplane_keys[] = {
+    "type", "url", "username", "password", "connect_timeout_ms", "history_ttl_s", "max_pending",
+    NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 
 static char *xstrdup(const char *s)
@@ -343,6 +345,83 @@ static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
     return 0;
 }
 
+/* "redis://[[user]:password@]host[:port][/db]" */
+static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
+{
+    const char *h = url + 8, *at, *slash, *colon, *end;
+    char *endp;
+    long v;
+
+    if (strncmp(url, "redis://", 8) != 0)
+        return fail(p, "backplane", "url", "must start with redis:// (TLS to Redis is not supported)");
+    slash = strchr(h, '/');
+    end = slash ? slash : h + strlen(h);
+    at = memchr(h, '@', (size_t)(end - h));
+    if (at) {
+        const char *c = memchr(h, ':', (size_t)(at - h));
+
+        if (c) {
+            if (c > h)
+                nc->redis_username = xstrndup(h, (size_t)(c - h));
+            nc->redis_password = xstrndup(c + 1, (size_t)(at - c - 1));
+        } else {
+            nc->redis_password = xstrndup(h, (size_t)(at - h));
+        }
+        h = at + 1;
+    }
+    colon = memchr(h, ':', (size_t)(end - h));
+    if ((colon ? colon : end) == h)
+        return fail(p, "backplane", "url", "no host in \"%s\"", url);
+    xfree(nc->redis_host);
+    nc->redis_host = xstrndup(h, (size_t)((colon ? colon : end) - h));
+    if (colon) {
+        v = strtol(colon + 1, &endp, 10);
+        if (endp != end || v < 1 || v > 65535)
+            return fail(p, "backplane", "url", "bad port in \"%s\"", url);
+        nc->redis_port = (int)v;
+    }
+    if (slash && slash[1]) {
+        v = strtol(slash + 1, &endp, 10);
+        if (*endp || v < 0 || v > 1000000)
+            return fail(p, "backplane", "url", "bad database number in \"%s\"", url);
+        nc->redis_db = (int)v;
+    }
+    return 0;
+}
+
+static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
+{
+    const char *s;
+    size_t len;
+    int r;
+
+    r = get_str(p, sec, "backplane", "url", &s, &len);
+    if (r < 0 || (r == 1 && parse_redis_url(p, s, nc) < 0))
+        return -1;
+    r = get_str(p, sec, "backplane", "username", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r) {
+        xfree(nc->redis_username);
+        nc->redis_username = xstrndup(s, len);
+    }
+    r = get_str(p, sec, "backplane", "password", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r) {
+        xfree(nc->redis_password);
+        nc->redis_password = xstrndup(s, len);
+    }
+    if (nc->redis_username && !nc->redis_password)
+        return fail(p, "backplane", "username", "needs a password");
+    if (get_u32(p, sec, "backplane", "connect_timeout_ms", 100, 60000,
+                &nc->redis_connect_timeout_ms) < 0 ||
+        get_u32(p, sec, "backplane", "history_ttl_s", 1, 31536000, &nc->redis_history_ttl_s) < 0 ||
+        get_size(p, sec, "backplane", "max_pending", 1, 10000000, &nc->redis_max_pending) < 0)
+        return -1;
+    return 0;
+}
+
 static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
 {
     json_t *sec;
@@ -355,13 +434,18 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
     r = get_str(p, sec, "backplane", "type", &s, &len);
     if (r <= 0)
         return r;
-    /* NEEDSWORK: accept "redis" (and its own section) once redis_backplane.c lands. */
-    if (strcmp(s, "local") != 0)
-        return fail(p, "backplane", "type", "unsupported backplane type \"%s\" (only \"local\")",
-                    s);
+    if (strcmp(s, "local") != 0 && strcmp(s, "redis") != 0)
+        return fail(p, "backplane", "type",
+                    "unsupported backplane type \"%s\" (\"local\" or \"redis\")", s);
     xfree(nc->backplane_type);
     nc->backplane_type = xstrndup(s, len);
-    return 0;
+    if (strcmp(s, "local") == 0) {
+        for (const char *const *k = backplane_keys + 1; *k; k++)
+            if (json_object_get(sec, *k))
+                return fail(p, "backplane", *k, "only for \"type\": \"redis\"");
+        return 0;
+    }
+    return parse_redis(p, sec, nc);
 }
 
 /* An origin as browsers send it: "*", or scheme://host[:port] with no path. */
@@ -449,6 +533,11 @@ void conf_init(struct conf *cf)
     cf->max_held_polls = 10000;
     cf->shutdown_timeout_ms = 5000;
     cf->backplane_type = xstrdup("local");
+    cf->redis_host = xstrdup("127.0.0.1");
+    cf->redis_port = 6379;
+    cf->redis_connect_timeout_ms = 2000;
+    cf->redis_history_ttl_s = 86400;
+    cf->redis_max_pending = 10000;
 }
 
 int conf_load_string(struct conf *cf, const char *name, const char *json, size_t len, char *err,
@@ -564,4 +653,10 @@ void conf_release(struct conf *cf)
     cf->n_cors_origins = 0;
     xfree(cf->backplane_type);
     cf->backplane_type = NULL;
+    xfree(cf->redis_host);
+    cf->redis_host = NULL;
+    xfree(cf->redis_username);
+    cf->redis_username = NULL;
+    free_secret(cf->redis_password);
+    cf->redis_password = NULL;
 }

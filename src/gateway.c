@@ -8,6 +8,7 @@
 #include "rtgate/http_server.h"
 #include "rtgate/hub.h"
 #include "rtgate/log.h"
+#include "rtgate/redis_backplane.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -25,6 +26,7 @@ static void on_drained(void *ud)
     uv_close((uv_handle_t *)&gw->sigint, on_signal_closed);
     uv_close((uv_handle_t *)&gw->sigterm, on_signal_closed);
     http_server_close(gw->http);
+    backplane_close(gw->bp); /* its connections and timers would keep the loop running */
 }
 
 static void on_signal(uv_signal_t *s, int signum)
@@ -49,8 +51,18 @@ int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t e
         snprintf(err, errlen, "gateway: cannot init event loop");
         return -1;
     }
-    gw->hub = hub_new(cf->history_size);
-    gw->bp = backplane_local_new(gw->hub);
+    if (strcmp(cf->backplane_type, "redis") == 0) {
+        gw->hub = hub_new(0); /* history lives in Redis streams */
+        gw->bp = redis_backplane_new(&gw->loop, cf, gw->hub, err, errlen);
+        if (!gw->bp) {
+            hub_free(gw->hub);
+            uv_loop_close(&gw->loop);
+            return -1;
+        }
+    } else {
+        gw->hub = hub_new(cf->history_size);
+        gw->bp = backplane_local_new(gw->hub);
+    }
     hub_set_backplane(gw->hub, gw->bp);
     gw->http = http_server_new(&gw->loop, cf, gw->hub, gw->bp, err, errlen);
     if (!gw->http)
@@ -67,8 +79,9 @@ int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t e
     return 0;
 
 free_hub:
-    backplane_free(gw->bp);
+    backplane_close(gw->bp);
     hub_free(gw->hub);
+    backplane_free(gw->bp);
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     uv_loop_close(&gw->loop);
     return -1;
@@ -82,9 +95,12 @@ void gateway_run(struct gateway *gw)
 void gateway_release(struct gateway *gw)
 {
     http_server_free(gw->http);
+    backplane_close(gw->bp);
     uv_run(&gw->loop, UV_RUN_NOWAIT);
-    backplane_free(gw->bp);
+    /* the hub cancels its pending reads through the backplane: free it first */
     hub_free(gw->hub);
+    backplane_free(gw->bp);
+    uv_run(&gw->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&gw->loop) != 0)
         log_warn("gateway: event loop closed with handles still open");
 }

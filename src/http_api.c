@@ -98,7 +98,11 @@ int api_on_post(struct conn *c, const char *path)
         c->route = ROUTE_NONE;
         return http_error(c, 413, "body too large");
     }
-    if (len <= 0 && !lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+    if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
+        c->route = ROUTE_NONE; /* chunked bodies: the size must be known up front */
+        return http_error(c, 411, "content-length required");
+    }
+    if (len <= 0) {
         c->route = ROUTE_NONE;
         return http_error(c, 400, "missing body");
     }
@@ -125,21 +129,30 @@ int api_on_body(struct conn *c, const void *in, size_t len)
 
 static void on_published(void *ud, int status, const struct msg_id *id)
 {
-    struct conn *c = ud;
+    struct pub_req *p = ud;
+    struct conn *c = pub_req_done(p);
     char idstr[MSG_ID_STR_MAX], *body;
     json_t *j;
 
+    if (status == 0)
+        metrics_inc(M_PUBLISHED);
+    if (!c) {
+        xfree(p); /* the client left before the answer */
+        return;
+    }
     if (status != 0) {
-        http_error(c, 503, "backplane unavailable");
+        http_respond(c, 503, NULL, "{\"error\":\"backplane unavailable\"}", 33,
+                     "retry-after: 1\r\n");
+        xfree(p);
         return;
     }
     msg_id_format(*id, idstr);
-    j = json_pack("{s:s,s:s%}", "id", idstr, "topic", c->body, c->body_len);
+    j = json_pack("{s:s,s:s%}", "id", idstr, "topic", p->topic, p->topic_len);
     body = json_dumps(j, JSON_COMPACT);
-    metrics_inc(M_PUBLISHED);
     http_respond(c, 200, NULL, body, strlen(body), NULL);
     free(body);
     json_decref(j);
+    xfree(p);
 }
 
 /* Picks the topic of a send/publish request: "topic", or "to" as shorthand for user:<to>.
@@ -192,7 +205,8 @@ int api_on_body_done(struct conn *c)
     if (c->body_too_big)
         return http_error(c, 413, "body too large");
     c->keep_alive = 1; /* the whole body has been read */
-    req = json_loadb(c->body ? c->body : "", c->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    req = json_loadb(c->body ? c->body : "", c->body_len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY,
+                     &jerr);
     if (!req)
         return http_error(c, 400, "malformed JSON");
     if (!json_is_object(req)) {
@@ -221,13 +235,11 @@ int api_on_body_done(struct conn *c)
         return http_error(c, 400, why);
     }
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-    /* NEEDSWORK: with an asynchronous backplane the answer comes later; c must then be
-     * detached from the callback if the client leaves first. The local one answers at once. */
     xfree(c->body);
-    c->body = xstrndup(topic, (size_t)tlen); /* on_published echoes it */
-    c->body_len = (size_t)tlen;
+    c->body = NULL;
+    c->body_len = 0;
     hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
-                on_published, c);
+                on_published, pub_req_new(c, topic, (size_t)tlen, NULL));
     free(text);
     json_decref(req);
     return 0;

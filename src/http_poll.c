@@ -2,9 +2,10 @@
  * timeout). Both read the same history and speak the same cursor as SSE and WebSocket, so a
  * client can fall back between transports without losing or repeating a message.
  *
- * A held long-poll subscribes like any stream but queues nothing: a delivery only marks it
- * ready, and the answer is read from history when the socket is writable, so messages
- * published between two long-polls and during one are answered the same way. */
+ * A request first reads each topic's history after its cursor (hub_fetch, one per topic, maybe
+ * asynchronous). A poll answers with that; a long-poll with nothing to say subscribes from the
+ * positions it reached, so a message published between the read and the subscription is
+ * replayed to it, and answers with the first delivery. */
 #include "http_private.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
@@ -14,6 +15,24 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+struct poll_topic {
+    struct conn *c;
+    struct hub_fetch *f;
+    int status, reset, more;
+    char epoch[MSG_EPOCH_LEN + 1];
+    struct msg_id last;
+    struct msg **msgs;
+    size_t n;
+};
+
+struct poll_state {
+    int hold, earliest, recovered;
+    long timeout_s;
+    char *inm; /* If-None-Match of the request */
+    size_t n;
+    struct poll_topic t[];
+};
 
 struct out {
     char *p;
@@ -30,75 +49,49 @@ static void out_put(struct out *o, const void *s, size_t n)
     o->len += n;
 }
 
-struct collect {
-    struct conn *c;
-    struct out *o;
-    size_t n, max;
-};
-
-static int collect_one(void *ud, struct msg *m)
+void poll_release(struct conn *c)
 {
-    struct collect *k = ud;
+    struct poll_state *ps = c->poll;
 
-    if (k->n == k->max)
-        return -1;
-    if (k->n++)
-        out_put(k->o, ",", 1);
-    out_put(k->o, m->env, m->env_len);
-    stream_advance(k->c->topics, m);
-    return 0;
-}
-
-/* Appends every retained message after the stream's positions, at most max_poll_messages.
- * Returns the count; *@recovered is cleared when some topic lost history since its position. */
-static size_t collect(struct conn *c, struct out *o, int *recovered, int *more)
-{
-    struct collect k = {c, o, 0, c->srv->cf->max_poll_messages};
-
-    *recovered = 1;
-    *more = 0;
-    for (size_t i = 0; i < c->topics->n; i++) {
-        struct cursor_pos *pos = &c->topics->pos[i];
-        size_t got;
-        int rc = hub_replay(c->srv->hub, pos->topic, pos->topic_len, pos, 0, collect_one, &k,
-                            NULL);
-
-        if (rc == HUB_REPLAY_RESET) {
-            *recovered = 0;
-            hub_position(c->srv->hub, pos->topic, pos->topic_len, pos);
-            pos->id = (struct msg_id){0, 0};
-        }
-        if (k.n == k.max) {
-            *more |= hub_has_after(c->srv->hub, pos->topic, pos->topic_len, pos);
-            continue;
-        }
-        hub_replay(c->srv->hub, pos->topic, pos->topic_len, pos, SIZE_MAX, collect_one, &k, &got);
-        if (k.n == k.max)
-            *more |= hub_has_after(c->srv->hub, pos->topic, pos->topic_len, pos);
+    if (!ps)
+        return;
+    for (size_t i = 0; i < ps->n; i++) {
+        hub_fetch_cancel(ps->t[i].f);
+        for (size_t j = 0; j < ps->t[i].n; j++)
+            msg_unref(ps->t[i].msgs[j]);
+        xfree(ps->t[i].msgs);
     }
-    return k.n;
+    xfree(ps->inm);
+    xfree(ps);
+    c->poll = NULL;
 }
 
-/* Writes the answer {"messages":[...],"cursor":"..","recovered":..} (or a 304). */
-static int answer(struct conn *c, const char *if_none_match)
+/* Answers {"messages":[...],"cursor":"..","recovered":..} from @v, advancing the positions;
+ * or 304 when nothing is new and the client already has this cursor. */
+static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int more)
 {
     char cursor[CURSOR_TEXT_MAX], etag[CURSOR_TEXT_MAX + 16];
+    struct poll_state *ps = c->poll;
     struct out o = {0};
-    int recovered, more, rc;
-    size_t n;
+    int rc;
 
     out_put(&o, "{\"messages\":[", 13);
-    n = collect(c, &o, &recovered, &more);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            out_put(&o, ",", 1);
+        out_put(&o, v[i]->env, v[i]->env_len);
+        stream_advance(c->topics, v[i]);
+    }
     if (stream_cursor(c->topics, cursor, sizeof(cursor)) < 0) {
         xfree(o.p);
         return http_error(c, 400, "cursor too long");
     }
     snprintf(etag, sizeof(etag), "etag: \"%s\"\r\n", cursor);
-    if (n == 0 && recovered && if_none_match) {
-        size_t l = strlen(if_none_match);
+    if (n == 0 && recovered && ps->inm) {
+        size_t l = strlen(ps->inm);
 
-        if (l >= 2 && if_none_match[0] == '"' && if_none_match[l - 1] == '"' &&
-            l - 2 == strlen(cursor) && memcmp(if_none_match + 1, cursor, l - 2) == 0) {
+        if (l >= 2 && ps->inm[0] == '"' && ps->inm[l - 1] == '"' && l - 2 == strlen(cursor) &&
+            memcmp(ps->inm + 1, cursor, l - 2) == 0) {
             xfree(o.p);
             return http_respond(c, 304, NULL, "", 0, etag);
         }
@@ -119,8 +112,11 @@ static int poll_deliver(struct sub *s, struct msg *m)
 {
     struct conn *c = container_of(s, struct conn, sub);
 
-    if (!c->resp && !c->closing)
-        http_request_writable(c); /* the answer is read from history when writable */
+    if (c->resp || c->closing)
+        return 0; /* answered already: later messages are the next request's */
+    if (sendq_push(&c->q, m) != 0)
+        return 0; /* full: the answer is cut there, the cursor continues from it */
+    http_request_writable(c);
     return 0;
 }
 
@@ -128,7 +124,111 @@ static void poll_kick(struct sub *s, enum sub_kick why)
 {
 }
 
-const struct sub_ops poll_sub_ops = {.deliver = poll_deliver, .kick = poll_kick};
+static void poll_reset(struct sub *s, const char *topic, size_t len, const char *epoch)
+{
+    struct conn *c = container_of(s, struct conn, sub);
+    struct cursor_pos *p = stream_find(c->topics, topic, len);
+
+    c->poll->recovered = 0;
+    if (p) {
+        memcpy(p->epoch, epoch, sizeof(p->epoch));
+        p->id = (struct msg_id){0, 0};
+    }
+    http_request_writable(c);
+}
+
+static void poll_ready(struct sub *s, const char *topic, size_t len, const struct cursor_pos *pos,
+                       int status)
+{
+}
+
+const struct sub_ops poll_sub_ops = {
+    .deliver = poll_deliver, .kick = poll_kick, .reset = poll_reset, .ready = poll_ready};
+
+/* Every fetch is back: answer, or (long-poll, nothing new) hold. */
+static void finish(struct conn *c)
+{
+    struct poll_state *ps = c->poll;
+    size_t max = c->srv->cf->max_poll_messages, n = 0;
+    struct msg **v = xmalloc(max * sizeof(*v));
+    int more = 0;
+
+    ps->recovered = 1;
+    for (size_t i = 0; i < ps->n; i++) {
+        struct poll_topic *t = &ps->t[i];
+        struct cursor_pos *p = &c->topics->pos[i];
+
+        if (t->status != 0) {
+            xfree(v);
+            c->keep_alive = 0;
+            http_respond(c, 503, NULL, "{\"error\":\"backplane unavailable\"}", 33,
+                         "retry-after: 1\r\n");
+            return;
+        }
+        if (t->reset)
+            ps->recovered = 0;
+        if (!pos_is_set(p) || t->reset) {
+            memcpy(p->epoch, t->epoch, sizeof(p->epoch));
+            /* No cursor: "now". After a reset or with since=earliest the messages advance it,
+             * from just before the oldest retained one, so a cursor cut short by the message
+             * limit resumes there and does not report the same loss again. */
+            p->id = t->last;
+            if ((t->reset || ps->earliest) && t->n)
+                p->id = msg_id_prev(t->msgs[0]->id);
+        }
+        for (size_t j = 0; j < t->n; j++) {
+            if (n == max) {
+                more = 1;
+                break;
+            }
+            v[n++] = t->msgs[j];
+        }
+        more |= t->more;
+    }
+    if (ps->hold && n == 0 && ps->recovered && ps->timeout_s > 0 && !c->srv->draining) {
+        xfree(v);
+        if (c->srv->n_held_polls >= c->srv->cf->max_held_polls ||
+            c->srv->n_streams >= c->srv->cf->max_connections) {
+            http_respond(c, 503, NULL, "{\"error\":\"too many held long-polls\"}", 36,
+                         "retry-after: 1\r\n");
+            return;
+        }
+        sub_init(&c->sub, &poll_sub_ops);
+        sendq_init(&c->q, max);
+        http_hold(c, CONN_LONGPOLL);
+        c->srv->n_held_polls++;
+        c->deadline_ms = http_now_ms() + (uint64_t)ps->timeout_s * 1000;
+        for (size_t i = 0; i < c->topics->n; i++) {
+            struct cursor_pos *p = &c->topics->pos[i];
+
+            hub_subscribe_from(c->srv->hub, &c->sub, p->topic, p->topic_len, p);
+        }
+        return;
+    }
+    respond(c, v, n, ps->recovered, more);
+    xfree(v);
+}
+
+static void on_fetched(void *ud, const struct hub_history *res)
+{
+    struct poll_topic *t = ud;
+    struct conn *c = t->c;
+
+    t->f = NULL;
+    t->status = res->status;
+    t->reset = res->reset;
+    t->more = res->more;
+    memcpy(t->epoch, res->epoch, sizeof(t->epoch));
+    t->last = res->last;
+    if (res->n) {
+        t->msgs = xmalloc(res->n * sizeof(*t->msgs));
+        for (size_t i = 0; i < res->n; i++)
+            t->msgs[i] = msg_ref(res->msgs[i]);
+        t->n = res->n;
+    }
+    if (--c->pending == 0)
+        finish(c);
+}
 
 /* ?timeout= in whole seconds, default and cap from the config. Returns -1 if invalid. */
 static long parse_timeout(struct conn *c)
@@ -148,11 +248,11 @@ static long parse_timeout(struct conn *c)
 int poll_on_request(struct conn *c, int hold)
 {
     char cur_text[CURSOR_TEXT_MAX], since[16], inm[CURSOR_TEXT_MAX + 4];
-    int n, earliest, has_inm;
+    size_t max = c->srv->cf->max_poll_messages;
+    struct poll_state *ps;
     struct cursor cur;
     long timeout = 0;
-    int recovered = 1, more = 0;
-    struct out probe = {0};
+    int n, earliest;
 
     metrics_inc(hold ? M_LONGPOLL_REQUESTS : M_POLL_REQUESTS);
     if (http_authenticate(c) != 0 || http_parse_topics(c) != 0)
@@ -165,34 +265,28 @@ int poll_on_request(struct conn *c, int hold)
         0)
         return 0;
     cursor_release(&cur);
-    has_inm = lws_hdr_copy(c->wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0;
-    if (!hold || timeout == 0)
-        return answer(c, has_inm ? inm : NULL);
+    if (hold)
+        c->keep_alive = 0; /* FACTS.md: an answered long-poll closes; reusing a held one hung */
+    ps = xcalloc(1, sizeof(*ps) + c->topics->n * sizeof(ps->t[0]));
+    ps->hold = hold;
+    ps->earliest = earliest;
+    ps->timeout_s = timeout;
+    ps->n = c->topics->n;
+    if (lws_hdr_copy(c->wsi, inm, sizeof(inm), WSI_TOKEN_HTTP_IF_NONE_MATCH) > 0)
+        ps->inm = xstrndup(inm, strlen(inm));
+    c->poll = ps;
+    c->pending = ps->n;
+    for (size_t i = 0; i < ps->n; i++) {
+        struct cursor_pos *p = &c->topics->pos[i];
+        struct hub_fetch *f;
 
-    /* Is there anything to answer at once? (cheap: binary searches in the rings) */
-    for (size_t i = 0; i < c->topics->n && recovered && !more; i++) {
-        struct cursor_pos *pos = &c->topics->pos[i];
-
-        more = hub_has_after(c->srv->hub, pos->topic, pos->topic_len, pos);
-        recovered = hub_replay(c->srv->hub, pos->topic, pos->topic_len, pos, 0, NULL, NULL,
-                               NULL) == HUB_REPLAY_OK;
+        ps->t[i].c = c;
+        /* no cursor: only the position (max 0), or everything retained with since=earliest */
+        f = hub_fetch(c->srv->hub, p->topic, p->topic_len, pos_is_set(p) ? p : NULL,
+                      pos_is_set(p) || earliest ? max : 0, on_fetched, &ps->t[i]);
+        if (f && c->poll == ps && c->pending)
+            ps->t[i].f = f;
     }
-    xfree(probe.p);
-    c->keep_alive = 0; /* FACTS.md: an answered long-poll closes; reuse of a held request hung */
-    if (more || !recovered)
-        return answer(c, NULL);
-    if (c->srv->n_held_polls >= c->srv->cf->max_held_polls ||
-        c->srv->n_streams >= c->srv->cf->max_connections)
-        return http_respond(c, 503, NULL, "{\"error\":\"too many held long-polls\"}", 36,
-                            "retry-after: 1\r\n");
-    sub_init(&c->sub, &poll_sub_ops);
-    sendq_init(&c->q, 1);
-    http_hold(c, CONN_LONGPOLL);
-    c->srv->n_held_polls++;
-    c->deadline_ms = http_now_ms() + (uint64_t)timeout * 1000;
-    for (size_t i = 0; i < c->topics->n; i++)
-        hub_subscribe(c->srv->hub, &c->sub, c->topics->pos[i].topic,
-                      c->topics->pos[i].topic_len);
     return 0;
 }
 
@@ -206,24 +300,26 @@ void poll_on_tick(struct conn *c, uint64_t now)
     http_request_writable(c);
 }
 
+/* A held long-poll woke up (a delivery, a reset, the timeout or a drain): answer with what
+ * was delivered, then close. */
 int poll_on_writable(struct conn *c)
 {
     if (!c->resp && !c->closing) {
-        /* Woken by a delivery, the timeout or a drain: read what is there now. An early
-         * wake-up with nothing new (another topic's position) answers only at the timeout. */
-        int recovered = 1, more = 0;
+        size_t n = sendq_len(&c->q);
+        struct msg **v;
 
-        for (size_t i = 0; i < c->topics->n && recovered && !more; i++) {
-            struct cursor_pos *pos = &c->topics->pos[i];
-
-            more = hub_has_after(c->srv->hub, pos->topic, pos->topic_len, pos);
-        }
-        if (!more && c->deadline_ms != 0 && !c->srv->draining) {
+        if (n == 0 && c->poll->recovered && c->deadline_ms != 0 && !c->srv->draining) {
             lws_rx_flow_control(c->wsi, 0);
-            return 0;
+            return 0; /* spurious wake-up */
         }
         hub_unsubscribe_all(c->srv->hub, &c->sub);
-        answer(c, NULL);
+        v = xmalloc((n ? n : 1) * sizeof(*v));
+        for (size_t i = 0; i < n; i++)
+            v[i] = sendq_at(&c->q, i);
+        xfree(c->poll->inm); /* a held answer is never a 304 */
+        c->poll->inm = NULL;
+        respond(c, v, n, c->poll->recovered, n >= c->q.max);
+        xfree(v);
     }
     return http_write_response(c);
 }

@@ -15,7 +15,28 @@
 #include <libwebsockets.h>
 #include <uv.h>
 
+#define HTTP_HEADER_MAX 8192 /* all request headers and the URL together */
+
 _Static_assert(LWS_PRE <= MSG_HEADROOM, "msg frames need LWS_PRE bytes of headroom");
+
+struct conn;
+struct ws_pending;
+
+/* A publish waiting for the backplane's answer. The connection may close first: then c is
+ * NULL and the answer is dropped (the message itself was or was not stored regardless). */
+struct pub_req {
+    struct pub_req *next;
+    struct conn *c;
+    json_t *rid; /* WebSocket request id */
+    size_t topic_len;
+    char topic[];
+};
+struct pub_req *pub_req_new(struct conn *c, const char *topic, size_t len, json_t *rid);
+/* Unlinks @p from its connection; returns the connection (NULL if it had gone). */
+struct conn *pub_req_done(struct pub_req *p);
+struct poll_state;
+void ws_release(struct conn *c);
+void poll_release(struct conn *c);
 
 enum conn_kind { CONN_NONE, CONN_HTTP, CONN_SSE, CONN_LONGPOLL, CONN_WS };
 
@@ -57,6 +78,10 @@ struct conn {
     struct stream_topics *topics;
     uint64_t deadline_ms; /* long-poll: answer empty at this time */
     struct msg *scratch;  /* SSE frame composed for a multi-topic stream, being written */
+    size_t pending;       /* SSE: topics not yet live (writing waits); poll: fetches running */
+    struct ws_pending *acks; /* WebSocket: subscribes waiting for their topic to go live */
+    struct poll_state *poll; /* poll/long-poll: fetched results */
+    struct pub_req *pubs;    /* publishes waiting for the backplane; detached on close */
 
     /* WebSocket receive. */
     unsigned char *rx;
@@ -111,6 +136,12 @@ int http_parse_topics(struct conn *c);
  * "now" (or the oldest retained when @earliest). Returns 0 or -1 after answering 400. */
 int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest,
                       struct cursor *cur);
+static inline int pos_is_set(const struct cursor_pos *p)
+{
+    return p->epoch[0] != '\0';
+}
+/* The stream's position of @topic, or NULL. */
+struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size_t len);
 void http_hold(struct conn *c, enum conn_kind kind);
 /* Writes c->resp; returns what the lws callback must return (c may be freed after). */
 int http_write_response(struct conn *c);

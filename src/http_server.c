@@ -40,6 +40,7 @@ static const char *status_text(int status)
     case 403: return "Forbidden";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 426: return "Upgrade Required";
@@ -89,15 +90,23 @@ int http_error(struct conn *c, int status, const char *reason)
     return rc;
 }
 
+/* lws_get_urlarg_by_name() copies each argument into the buffer while it searches and gives
+ * up at the first one that does not fit, hiding every later argument: search with a buffer
+ * as big as any query can be, then copy out. A value longer than @cap comes back truncated
+ * (its length is then cap - 1), so the caller's parse fails rather than the argument vanishing. */
 int http_arg(struct conn *c, const char *name, char *buf, size_t cap)
 {
-    const char *v = lws_get_urlarg_by_name(c->wsi, name, buf, (int)cap);
+    static char scratch[HTTP_HEADER_MAX + 1];
+    const char *v = lws_get_urlarg_by_name(c->wsi, name, scratch, (int)sizeof(scratch));
     size_t n;
 
     if (!v)
         return -1;
     n = strlen(v);
-    memmove(buf, v, n + 1);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(buf, v, n);
+    buf[n] = '\0';
     return (int)n;
 }
 
@@ -209,17 +218,53 @@ int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest,
             memcpy(pos->epoch, from->epoch, sizeof(pos->epoch));
             pos->id = from->id;
         } else {
-            hub_position(c->srv->hub, pos->topic, pos->topic_len, pos);
-            if (earliest)
-                pos->id = (struct msg_id){0, 0};
+            pos->epoch[0] = '\0'; /* no position yet: "now" (or the oldest, if earliest) */
+            pos->id = (struct msg_id){0, 0};
         }
     }
     return 0;
 }
 
+struct pub_req *pub_req_new(struct conn *c, const char *topic, size_t len, json_t *rid)
+{
+    struct pub_req *p = xcalloc(1, sizeof(*p) + len + 1);
+
+    p->c = c;
+    p->rid = rid ? json_incref(rid) : NULL;
+    p->topic_len = len;
+    memcpy(p->topic, topic, len);
+    p->next = c->pubs;
+    c->pubs = p;
+    return p;
+}
+
+struct conn *pub_req_done(struct pub_req *p)
+{
+    struct conn *c = p->c;
+
+    if (c) {
+        struct pub_req **pp;
+
+        for (pp = &c->pubs; *pp; pp = &(*pp)->next)
+            if (*pp == p) {
+                *pp = p->next;
+                break;
+            }
+    }
+    return c;
+}
+
 int stream_cursor(const struct stream_topics *st, char *out, size_t cap)
 {
     return cursor_format(st->pos, st->n, out, cap);
+}
+
+struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size_t len)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (st->pos[i].topic_len == len && memcmp(st->pos[i].topic, topic, len) == 0)
+            return &st->pos[i];
+    return NULL;
 }
 
 void stream_advance(struct stream_topics *st, const struct msg *m)
@@ -228,7 +273,7 @@ void stream_advance(struct stream_topics *st, const struct msg *m)
         struct cursor_pos *pos = &st->pos[i];
 
         if (pos->topic_len == m->topic_len && memcmp(pos->topic, m->topic, m->topic_len) == 0) {
-            pos->id = m->id;
+            pos->id = m->is_reset ? (struct msg_id){0, 0} : m->id;
             memcpy(pos->epoch, m->epoch, sizeof(pos->epoch)); /* after a reset: the new epoch */
             return;
         }
@@ -264,6 +309,15 @@ void conn_release(struct conn *c)
             c->srv->n_held_polls--;
     }
     msg_unref(c->scratch);
+    while (c->pubs) {
+        struct pub_req *p = c->pubs;
+
+        c->pubs = p->next;
+        p->c = NULL;
+        p->next = NULL;
+    }
+    ws_release(c);
+    poll_release(c);
     xfree(c->resp);
     xfree(c->body);
     xfree(c->topics);
@@ -564,7 +618,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     info.foreign_loops = loops;
     info.retry_and_idle_policy = &srv->retry;
     info.timeout_secs = 10;
-    info.max_http_header_data = 8192; /* long cursors travel in Last-Event-ID and ?cursor= */
+    info.max_http_header_data = HTTP_HEADER_MAX; /* long cursors: Last-Event-ID, ?cursor= */
     info.fd_limit_per_thread = (unsigned int)(cf->max_connections + 64);
     if (cf->listen_port == 0)
         info.port = 0; /* 0 asks the kernel for a free port: tests read it from the log */

@@ -3,7 +3,8 @@
  * Each event's "id:" is the resume cursor of the whole stream, so a browser's EventSource
  * sends it back as Last-Event-ID and resumes every topic at once. For a one-topic stream that
  * id is the message's own cursor and the shared, pre-rendered frame is written as it is; a
- * multi-topic stream composes "id: <cursor of all its topics>" in front of the shared data. */
+ * multi-topic stream composes "id: <cursor of all its topics>" in front of the shared data.
+ * Positions advance only as events are written, so an id never claims more than was sent. */
 #include "http_private.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
@@ -19,74 +20,61 @@ static int sse_deliver(struct sub *s, struct msg *m)
 
     if (sendq_push(&c->q, m) != 0)
         return SUB_SLOW;
-    http_request_writable(c);
+    if (!c->pending)
+        http_request_writable(c);
     return 0;
 }
 
+/* Slow, or a resume with more history than the send queue holds: send what is queued, then
+ * end the stream; the browser reconnects with the last id it got and continues from there. */
 static void sse_kick(struct sub *s, enum sub_kick why)
 {
     struct conn *c = container_of(s, struct conn, sub);
 
     metrics_inc(M_SLOW_CONSUMERS);
-    log_info("sse: cutting slow consumer '%s' (%zu messages queued)", c->id.sub,
-             sendq_len(&c->q));
-    c->closing = 1;
+    log_info("sse: ending stream of '%s' after %zu queued messages (slow or long replay)",
+             c->id.sub, sendq_len(&c->q));
+    c->truncated = 1;
+    c->pending = 0; /* no more ready() will come: write what is queued */
     http_request_writable(c);
 }
 
-const struct sub_ops sse_sub_ops = {.deliver = sse_deliver, .kick = sse_kick};
-
-static int queue_replayed(void *ud, struct msg *m)
+static void sse_reset(struct sub *s, const char *topic, size_t len, const char *epoch)
 {
-    struct conn *c = ud;
+    struct conn *c = container_of(s, struct conn, sub);
+    struct msg *m = msg_new_reset(topic, len, epoch);
 
-    if (sendq_push(&c->q, m) == 0)
-        return 0;
-    /* More history than the send queue holds: send what fits, then end the stream; the
-     * browser reconnects with the last id it got and the next connection sends the rest. */
-    c->truncated = 1;
-    return -1;
-}
-
-static void queue_reset(struct conn *c, const struct cursor_pos *pos)
-{
-    char frame[TOPIC_MAX_LEN + 64];
-    int n = snprintf(frame, sizeof(frame), "event: reset\ndata: {\"topic\":\"%.*s\"}\n\n",
-                     (int)pos->topic_len, pos->topic);
-    struct msg *m = msg_new_frame(NULL, 0, frame, (size_t)n);
-
-    sendq_push(&c->q, m);
+    sendq_push_control(&c->q, m);
     msg_unref(m);
 }
 
-/* Queues the retry hint, then per topic the reset event (if history was lost) and the replay,
- * then subscribes. All in one loop turn, so no live message can slip in between. */
-static void start_stream(struct conn *c, int resuming)
+/* A topic went live. One the client gave no position for starts at @pos, or just before the
+ * first of its messages still queued, so the stream's ids never skip a queued message. */
+static void sse_ready(struct sub *s, const char *topic, size_t len, const struct cursor_pos *pos,
+                      int status)
 {
-    char retry[48];
-    int n = snprintf(retry, sizeof(retry), "retry: %u\n\n", c->srv->cf->sse_retry_ms);
-    struct msg *m = msg_new_frame(NULL, 0, retry, (size_t)n);
+    struct conn *c = container_of(s, struct conn, sub);
+    struct cursor_pos *p = stream_find(c->topics, topic, len);
 
-    sendq_push(&c->q, m);
-    msg_unref(m);
-    for (size_t i = 0; resuming && i < c->topics->n; i++) {
-        struct cursor_pos *pos = &c->topics->pos[i];
-        int rc = hub_replay(c->srv->hub, pos->topic, pos->topic_len, pos, 0, queue_replayed, c,
-                            NULL);
+    if (p && !pos_is_set(p)) {
+        memcpy(p->epoch, pos->epoch, sizeof(p->epoch));
+        p->id = pos->id;
+        for (size_t i = 0; i < sendq_len(&c->q); i++) {
+            struct msg *m = sendq_at(&c->q, i);
 
-        if (rc == HUB_REPLAY_RESET) {
-            queue_reset(c, pos);
-            hub_position(c->srv->hub, pos->topic, pos->topic_len, pos);
-            pos->id = (struct msg_id){0, 0};
+            if (m->topic && !m->is_reset && m->topic_len == len &&
+                memcmp(m->topic, topic, len) == 0) {
+                p->id = msg_id_prev(m->id);
+                break;
+            }
         }
-        if (!c->truncated)
-            hub_replay(c->srv->hub, pos->topic, pos->topic_len, pos, SIZE_MAX, queue_replayed, c,
-                       NULL);
     }
-    for (size_t i = 0; i < c->topics->n; i++)
-        hub_subscribe(c->srv->hub, &c->sub, c->topics->pos[i].topic,
-                      c->topics->pos[i].topic_len);
+    if (c->pending && --c->pending == 0)
+        http_request_writable(c);
 }
+
+const struct sub_ops sse_sub_ops = {
+    .deliver = sse_deliver, .kick = sse_kick, .reset = sse_reset, .ready = sse_ready};
 
 static int write_headers(struct conn *c)
 {
@@ -94,21 +82,29 @@ static int write_headers(struct conn *c)
                               "content-type: text/event-stream\r\n"
                               "cache-control: no-cache\r\n"
                               "x-accel-buffering: no\r\n"
-                              "connection: close\r\n"
-                              "\r\n";
-    unsigned char buf[LWS_PRE + sizeof(hdr)];
+                              "connection: close\r\n";
+    unsigned char buf[LWS_PRE + sizeof(hdr) + 512];
+    size_t n = sizeof(hdr) - 1, extra = c->cors ? strlen(c->cors) : 0;
 
-    memcpy(buf + LWS_PRE, hdr, sizeof(hdr) - 1);
-    if (lws_write(c->wsi, buf + LWS_PRE, sizeof(hdr) - 1, LWS_WRITE_HTTP_HEADERS) < 0)
+    memcpy(buf + LWS_PRE, hdr, n);
+    if (extra && extra < 500) {
+        memcpy(buf + LWS_PRE + n, c->cors, extra);
+        n += extra;
+    }
+    memcpy(buf + LWS_PRE + n, "\r\n", 2);
+    n += 2;
+    if (lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
-    lws_http_mark_sse(c->wsi); /* no more lws timeout; raw event-stream bytes from here */
+    /* Not lws_http_mark_sse(): on HTTP/1.1 it only logs an error ("not h2 substream"); the
+     * stream's timeout is cancelled by http_hold() and we write raw event-stream bytes. */
     return 0;
 }
 
 int sse_on_request(struct conn *c)
 {
-    char last[CURSOR_TEXT_MAX];
+    char last[CURSOR_TEXT_MAX], retry[48];
     struct cursor cur;
+    struct msg *m;
     int n, rc;
 
     if (http_authenticate(c) != 0 || http_parse_topics(c) != 0)
@@ -132,15 +128,27 @@ int sse_on_request(struct conn *c)
     http_hold(c, CONN_SSE);
     if (rc != 0)
         return -1;
-    start_stream(c, n > 0);
-    http_request_writable(c);
+    n = snprintf(retry, sizeof(retry), "retry: %u\n\n", c->srv->cf->sse_retry_ms);
+    m = msg_new_frame(NULL, 0, retry, (size_t)n);
+    sendq_push_control(&c->q, m);
+    msg_unref(m);
+    /* Writing waits until every topic has replayed and gone live (pending reaches 0). */
+    c->pending = c->topics->n;
+    for (size_t i = 0; i < c->topics->n; i++) {
+        struct cursor_pos *pos = &c->topics->pos[i];
+
+        hub_subscribe_from(c->srv->hub, &c->sub, pos->topic, pos->topic_len,
+                           pos_is_set(pos) ? pos : NULL);
+    }
     return 0;
 }
 
 void sse_on_heartbeat(struct conn *c)
 {
-    if (sendq_len(&c->q) == 0 && sendq_push(&c->q, c->srv->heartbeat) == 0)
+    if (!c->pending && sendq_len(&c->q) == 0) {
+        sendq_push_control(&c->q, c->srv->heartbeat);
         http_request_writable(c);
+    }
 }
 
 /* Builds the frame for @m on a multi-topic stream: "id: <stream cursor>\n" + shared data. */
@@ -163,20 +171,19 @@ int sse_on_writable(struct conn *c)
     struct msg *m, *f;
 
     if (c->closing)
-        return -1; /* ends the stream: EventSource reconnects after retry: ms */
-    m = sendq_peek(&c->q);
+        return -1;
+    m = c->pending ? NULL : sendq_peek(&c->q);
     if (!m) {
-        if (c->truncated || c->drain)
-            return -1;
+        if (!c->pending && (c->truncated || c->drain))
+            return -1; /* ends the stream: EventSource reconnects after retry: ms */
         lws_rx_flow_control(c->wsi, 0);
         return 0;
     }
     f = m;
-    if (m->topic && c->topics->n > 1) {
-        f = compose(c, m);
-        if (!f)
-            return -1;
-    }
+    if (m->is_reset)
+        stream_advance(c->topics, m);
+    else if (m->topic && c->topics->n > 1 && !(f = compose(c, m)))
+        return -1;
     if (lws_write(c->wsi, f->sse, f->sse_len, LWS_WRITE_HTTP) < 0) {
         if (f != m)
             msg_unref(f);

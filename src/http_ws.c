@@ -32,10 +32,20 @@ static void ws_kick(struct sub *s, enum sub_kick why)
     metrics_inc(M_SLOW_CONSUMERS);
     log_info("ws: cutting slow consumer '%s' (%zu messages queued)", c->id.sub,
              sendq_len(&c->q));
-    ws_close_soon(c, 1013, "send queue overflow: reconnect and resume from your cursor");
+    /* write what is queued (the client resumes from the last cursor it got), then close */
+    c->drain = 1;
+    c->close_code = 1013;
+    snprintf(c->close_reason, sizeof(c->close_reason), "%s",
+             "send queue overflow: reconnect and resume from your cursor");
+    lws_callback_on_writable(c->wsi);
 }
 
-const struct sub_ops ws_sub_ops = {.deliver = ws_deliver, .kick = ws_kick};
+static void ws_reset(struct sub *s, const char *topic, size_t len, const char *epoch);
+static void ws_ready(struct sub *s, const char *topic, size_t len, const struct cursor_pos *pos,
+                     int status);
+
+const struct sub_ops ws_sub_ops = {
+    .deliver = ws_deliver, .kick = ws_kick, .reset = ws_reset, .ready = ws_ready};
 
 void ws_close_soon(struct conn *c, uint16_t code, const char *reason)
 {
@@ -89,13 +99,17 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
         t = tok + 7;
         n -= 7;
     } else if (n <= 0) {
-        const char *v = lws_get_urlarg_by_name(wsi, "token=", tok, sizeof(tok));
+        /* a buffer as big as the whole query: see http_arg() */
+        static char scratch[HTTP_HEADER_MAX + 1];
+        const char *v = lws_get_urlarg_by_name(wsi, "token=", scratch, (int)sizeof(scratch));
 
         if (v) {
             t = v;
             n = (int)strlen(v);
         }
     }
+    if (t && n == 0)
+        t = NULL; /* an empty ?token= is a missing one, as over HTTP */
     if (!t || auth_verify_jwt(srv->cf->jwt_secret, srv->cf->jwt_secret_len, t, (size_t)n,
                               (int64_t)(http_now_ms() / 1000), &c->id, &why) != 0) {
         metrics_inc(M_AUTH_FAILURES);
@@ -153,24 +167,93 @@ static void send_error(struct conn *c, json_t *rid, const char *why)
     send_json(c, j);
 }
 
-static int queue_replayed(void *ud, struct msg *m)
-{
-    struct conn *c = ud;
+/* A subscribe waiting for its topic to go live; the ack is sent from ws_ready(). */
+struct ws_pending {
+    struct ws_pending *next;
+    json_t *rid;
+    int reset;
+    size_t len;
+    char topic[];
+};
 
-    return ws_deliver(&c->sub, m) == 0 ? 0 : -1;
+static struct ws_pending **find_pending(struct conn *c, const char *topic, size_t len)
+{
+    struct ws_pending **pp;
+
+    for (pp = &c->acks; *pp; pp = &(*pp)->next)
+        if ((*pp)->len == len && memcmp((*pp)->topic, topic, len) == 0)
+            return pp;
+    return NULL;
+}
+
+static void ws_release_one(struct conn *c, const char *topic, size_t len)
+{
+    struct ws_pending **pp = find_pending(c, topic, len), *p;
+
+    if (!pp)
+        return;
+    p = *pp;
+    *pp = p->next;
+    json_decref(p->rid);
+    xfree(p);
+}
+
+void ws_release(struct conn *c)
+{
+    while (c->acks) {
+        struct ws_pending *p = c->acks;
+
+        c->acks = p->next;
+        json_decref(p->rid);
+        xfree(p);
+    }
+}
+
+static void ws_reset(struct sub *s, const char *topic, size_t len, const char *epoch)
+{
+    struct conn *c = container_of(s, struct conn, sub);
+    struct ws_pending **pp = find_pending(c, topic, len);
+    struct msg *m = msg_new_reset(topic, len, epoch);
+
+    if (pp)
+        (*pp)->reset = 1;
+    sendq_push_control(&c->q, m);
+    lws_callback_on_writable(c->wsi);
+    msg_unref(m);
+}
+
+static void ws_ready(struct sub *s, const char *topic, size_t len, const struct cursor_pos *pos,
+                     int status)
+{
+    struct conn *c = container_of(s, struct conn, sub);
+    struct ws_pending **pp = find_pending(c, topic, len), *p;
+    char text[CURSOR_POS_RAW_MAX * 2];
+    json_t *ack;
+
+    if (!pp)
+        return;
+    p = *pp;
+    *pp = p->next;
+    ack = reply("ack", p->rid);
+    json_object_set_new(ack, "topic", json_stringn(topic, len));
+    json_object_set_new(ack, "recovered", json_boolean(!p->reset && status == 0));
+    if (status == 0 && cursor_format(pos, 1, text, sizeof(text)) > 0)
+        json_object_set_new(ack, "cursor", json_string(text));
+    else
+        json_object_set_new(ack, "warning", json_string("history unavailable"));
+    send_json(c, ack);
+    json_decref(p->rid);
+    xfree(p);
 }
 
 static void on_subscribe(struct conn *c, json_t *req, json_t *rid)
 {
-    json_t *jt = json_object_get(req, "topic"), *jc = json_object_get(req, "cursor"), *ack;
+    json_t *jt = json_object_get(req, "topic"), *jc = json_object_get(req, "cursor");
     const char *topic = json_string_value(jt);
     size_t len = json_string_length(jt);
-    struct cursor_pos now, start;
     const struct cursor_pos *from = NULL;
-    char text[CURSOR_POS_RAW_MAX * 2];
     struct cursor cur = {0};
-    int rc = HUB_REPLAY_OK;
-    size_t got = 0;
+    struct ws_pending *p;
 
     if (!topic || !topic_is_valid(topic, len))
         return send_error(c, rid, "invalid topic");
@@ -188,50 +271,48 @@ static void on_subscribe(struct conn *c, json_t *req, json_t *rid)
     }
     if (jc)
         from = cursor_find(&cur, topic, len);
-    hub_position(c->srv->hub, topic, len, &now);
-    if (from) {
-        start = *from;
-        rc = hub_replay(c->srv->hub, topic, len, &start, 0, queue_replayed, c, NULL);
+    if (find_pending(c, topic, len)) {
+        cursor_release(&cur);
+        return send_error(c, rid, "subscribe already in progress");
     }
-    ack = reply("ack", rid);
-    json_object_set_new(ack, "topic", json_stringn(topic, len));
-    json_object_set_new(ack, "recovered", json_boolean(rc == HUB_REPLAY_OK));
-    if (cursor_format(&now, 1, text, sizeof(text)) > 0 && !from)
-        json_object_set_new(ack, "cursor", json_string(text));
-    send_json(c, ack);
-    if (rc == HUB_REPLAY_RESET) {
-        json_t *r = json_pack("{s:s,s:s%}", "type", "reset", "topic", topic, len);
+    /* before subscribing: with the local backplane, ws_ready() runs inside the call */
+    p = xcalloc(1, sizeof(*p) + len);
+    p->rid = rid ? json_incref(rid) : NULL;
+    p->len = len;
+    memcpy(p->topic, topic, len);
+    p->next = c->acks;
+    c->acks = p;
+    if (hub_subscribe_from(c->srv->hub, &c->sub, topic, len, from) != 1) {
+        json_t *ack = reply("ack", rid);
 
-        send_json(c, r);
+        /* already subscribed: nothing to replay, it is live */
+        ws_release_one(c, topic, len);
+        json_object_set_new(ack, "topic", json_stringn(topic, len));
+        send_json(c, ack);
     }
-    if (from && hub_subscribe(c->srv->hub, &c->sub, topic, len) == 1)
-        hub_replay(c->srv->hub, topic, len, rc == HUB_REPLAY_OK ? &start : NULL, SIZE_MAX,
-                   queue_replayed, c, &got);
-    else if (!from)
-        hub_subscribe(c->srv->hub, &c->sub, topic, len);
     cursor_release(&cur);
 }
 
-struct pub_ctx {
-    struct conn *c;
-    json_t *rid;
-    const char *topic;
-};
-
 static void on_ws_published(void *ud, int status, const struct msg_id *id)
 {
-    struct pub_ctx *p = ud;
+    struct pub_req *p = ud;
+    struct conn *c = pub_req_done(p);
     char idstr[MSG_ID_STR_MAX];
     json_t *ack;
 
-    if (status != 0)
-        return send_error(p->c, p->rid, "backplane unavailable");
-    msg_id_format(*id, idstr);
-    ack = reply("ack", p->rid);
-    json_object_set_new(ack, "id", json_string(idstr));
-    json_object_set_new(ack, "topic", json_string(p->topic));
-    metrics_inc(M_PUBLISHED);
-    send_json(p->c, ack);
+    if (status == 0)
+        metrics_inc(M_PUBLISHED);
+    if (c && status != 0) {
+        send_error(c, p->rid, "backplane unavailable");
+    } else if (c) {
+        msg_id_format(*id, idstr);
+        ack = reply("ack", p->rid);
+        json_object_set_new(ack, "id", json_string(idstr));
+        json_object_set_new(ack, "topic", json_stringn(p->topic, p->topic_len));
+        send_json(c, ack);
+    }
+    json_decref(p->rid);
+    xfree(p);
 }
 
 static void on_publish(struct conn *c, json_t *req, json_t *rid)
@@ -240,7 +321,6 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
     const char *why = NULL;
     json_t *data = json_object_get(req, "data");
     int tlen = api_target_topic(req, topic, sizeof(topic), &why);
-    struct pub_ctx p = {c, rid, topic};
     char *text;
 
     if (tlen < 0)
@@ -248,16 +328,15 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
     if (!data)
         return send_error(c, rid, "missing \"data\"");
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-    /* NEEDSWORK: an asynchronous backplane needs p on the heap, detached on close. */
     hub_publish(c->srv->hub, topic, (size_t)tlen, c->id.sub, c->id.sub_len, text, strlen(text),
-                on_ws_published, &p);
+                on_ws_published, pub_req_new(c, topic, (size_t)tlen, rid));
     free(text);
 }
 
 static void handle_frame(struct conn *c, const char *text, size_t len)
 {
     json_error_t jerr;
-    json_t *req = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr), *rid;
+    json_t *req = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &jerr), *rid;
     const char *type;
 
     if (!req) {
@@ -283,6 +362,7 @@ static void handle_frame(struct conn *c, const char *text, size_t len)
             send_error(c, rid, "invalid topic");
         } else {
             hub_unsubscribe(c->srv->hub, &c->sub, json_string_value(jt), json_string_length(jt));
+            ws_release_one(c, json_string_value(jt), json_string_length(jt));
             ack = reply("ack", rid);
             json_object_set(ack, "topic", jt);
             send_json(c, ack);
@@ -362,6 +442,8 @@ int ws_on_writable(struct conn *c)
         return send_close(c, c->close_code, c->close_reason);
     m = sendq_peek(&c->q);
     if (!m) {
+        if (c->drain && c->close_code)
+            return send_close(c, c->close_code, c->close_reason);
         if (c->drain)
             return send_close(c, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
         return 0;

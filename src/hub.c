@@ -15,21 +15,49 @@
 #include <stdio.h>
 #include <string.h>
 
+enum bp_state { BP_NONE, BP_SUBSCRIBING, BP_SUBSCRIBED };
+
+struct msgbuf {
+    struct msg **v;
+    size_t n, cap;
+};
+
 struct hub_topic {
     struct hub_topic *next; /* hash chain */
+    struct hub *hub;
     uint64_t hash;
     struct dlist subs; /* struct hub_link.by_topic */
     size_t n_subs;
     struct history hist;
-    struct msg_id last; /* newest id ever stored, survives eviction */
+    struct msg_id last; /* newest id delivered here, survives eviction */
+    char epoch[MSG_EPOCH_LEN + 1]; /* of the newest message seen (for resync) */
+    enum bp_state bp_state;
+    unsigned resyncing : 1;  /* re-reading the backplane's history after an outage */
+    struct msgbuf pending;   /* live messages held while resyncing */
+    struct hub_fetch *resync;
     size_t len;
     char name[]; /* NUL-terminated */
 };
 
+/* One subscription. While it replays history, live messages wait in held so that the
+ * subscriber gets replayed ones first and each message once (by id, in last). */
 struct hub_link {
     struct dlist by_topic, by_sub;
     struct hub_topic *topic;
     struct sub *sub;
+    struct msg_id last;
+    struct cursor_pos from; /* topic is NULL when live only */
+    unsigned replaying : 1;
+    struct msgbuf held;
+    struct hub_fetch *req;
+};
+
+struct hub_fetch {
+    struct hub *h;
+    hub_history_fn *fn;
+    void *ud;
+    void *req; /* the backplane's request */
+    unsigned async : 1, done : 1;
 };
 
 struct hub {
@@ -40,6 +68,9 @@ struct hub {
     struct backplane *bp;
     uint64_t n_published, n_delivered, n_slow_kicks;
 };
+
+/* Live messages a replaying subscriber may hold before it counts as slow. */
+#define HUB_HOLD_MAX 65536
 
 void sub_init(struct sub *s, const struct sub_ops *ops)
 {
@@ -60,6 +91,27 @@ static uint64_t hash_name(const char *s, size_t len)
     return h;
 }
 
+static int msgbuf_push(struct msgbuf *b, struct msg *m, size_t max)
+{
+    if (b->n == max)
+        return -1;
+    if (b->n == b->cap) {
+        b->cap = b->cap ? b->cap * 2 : 8;
+        b->v = xrealloc(b->v, b->cap * sizeof(*b->v));
+    }
+    b->v[b->n++] = msg_ref(m);
+    return 0;
+}
+
+static void msgbuf_release(struct msgbuf *b)
+{
+    for (size_t i = 0; i < b->n; i++)
+        msg_unref(b->v[i]);
+    xfree(b->v);
+    b->v = NULL;
+    b->n = b->cap = 0;
+}
+
 struct hub *hub_new(size_t history_size)
 {
     struct hub *h = xcalloc(1, sizeof(*h));
@@ -67,7 +119,7 @@ struct hub *hub_new(size_t history_size)
 
     h->n_buckets = 64;
     h->buckets = xcalloc(h->n_buckets, sizeof(*h->buckets));
-    h->history_size = history_size ? history_size : 1;
+    h->history_size = history_size;
     if (util_random(rnd, sizeof(rnd)) != 0) {
         uint64_t t = util_now_ms();
 
@@ -78,8 +130,22 @@ struct hub *hub_new(size_t history_size)
     return h;
 }
 
+const char *hub_epoch(const struct hub *h)
+{
+    return h->epoch;
+}
+
+static void link_free(struct hub_link *l)
+{
+    hub_fetch_cancel(l->req);
+    msgbuf_release(&l->held);
+    xfree(l);
+}
+
 static void topic_free(struct hub_topic *t)
 {
+    hub_fetch_cancel(t->resync);
+    msgbuf_release(&t->pending);
     history_release(&t->hist);
     xfree(t);
 }
@@ -101,7 +167,7 @@ void hub_free(struct hub *h)
 
                 dlist_remove(&l->by_sub);
                 l->sub->n_topics--;
-                xfree(l);
+                link_free(l);
             }
             topic_free(t);
         }
@@ -115,9 +181,9 @@ void hub_set_backplane(struct hub *h, struct backplane *bp)
     h->bp = bp;
 }
 
-static struct hub_topic *find_topic(const struct hub *h, const char *name, size_t len,
-                                    uint64_t hash)
+static struct hub_topic *find_topic(const struct hub *h, const char *name, size_t len)
 {
+    uint64_t hash = hash_name(name, len);
     struct hub_topic *t = h->buckets[hash & (h->n_buckets - 1)];
 
     for (; t; t = t->next)
@@ -147,21 +213,22 @@ static void grow_buckets(struct hub *h)
 
 static struct hub_topic *get_topic(struct hub *h, const char *name, size_t len)
 {
-    uint64_t hash = hash_name(name, len);
-    struct hub_topic *t = find_topic(h, name, len, hash);
+    struct hub_topic *t = find_topic(h, name, len);
 
     if (t)
         return t;
     if (h->n_topics >= h->n_buckets)
         grow_buckets(h);
     t = xcalloc(1, sizeof(*t) + len + 1);
-    t->hash = hash;
+    t->hash = hash_name(name, len);
+    t->hub = h;
     dlist_init(&t->subs);
-    history_init(&t->hist, h->history_size);
+    history_init(&t->hist, h->history_size ? h->history_size : 1);
+    memcpy(t->epoch, h->epoch, sizeof(t->epoch));
     t->len = len;
     memcpy(t->name, name, len);
-    t->next = h->buckets[hash & (h->n_buckets - 1)];
-    h->buckets[hash & (h->n_buckets - 1)] = t;
+    t->next = h->buckets[t->hash & (h->n_buckets - 1)];
+    h->buckets[t->hash & (h->n_buckets - 1)] = t;
     h->n_topics++;
     return t;
 }
@@ -183,7 +250,119 @@ static void maybe_drop_topic(struct hub *h, struct hub_topic *t)
     topic_free(t);
 }
 
-int hub_subscribe(struct hub *h, struct sub *s, const char *topic, size_t len)
+/* Hands @m to @l's subscriber if it has not had it. Returns -1 if the subscriber is slow. */
+static int deliver(struct hub *h, struct hub_link *l, struct msg *m)
+{
+    struct sub *s = l->sub;
+
+    if (s->kicked)
+        return -1;
+    if (msg_id_cmp(m->id, l->last) <= 0)
+        return 0;
+    if (s->ops->deliver(s, m) == SUB_SLOW) {
+        s->kicked = 1;
+        h->n_slow_kicks++;
+        s->ops->kick(s, SUB_KICK_SLOW);
+        return -1;
+    }
+    l->last = m->id;
+    h->n_delivered++;
+    return 0;
+}
+
+/* The replay of a link's history arrived: reset if needed, replay, release what was held
+ * meanwhile, go live. */
+static void on_link_history(void *ud, const struct hub_history *res)
+{
+    struct hub_link *l = ud;
+    struct hub_topic *t = l->topic;
+    struct sub *s = l->sub;
+    struct hub *h = t->hub;
+    struct cursor_pos pos;
+    int live_only = l->from.topic == NULL;
+
+    l->req = NULL;
+    if (res->status == 0 && !live_only && res->reset) {
+        s->ops->reset(s, t->name, t->len, res->epoch);
+        l->last = (struct msg_id){0, 0};
+    }
+    for (size_t i = 0; res->status == 0 && !live_only && i < res->n; i++)
+        if (deliver(h, l, res->msgs[i]) != 0)
+            break;
+    for (size_t i = 0; i < l->held.n; i++)
+        if (deliver(h, l, l->held.v[i]) != 0)
+            break;
+    msgbuf_release(&l->held);
+    l->replaying = 0;
+    pos.topic = t->name;
+    pos.topic_len = t->len;
+    memcpy(pos.epoch, res->status == 0 ? res->epoch : t->epoch, sizeof(pos.epoch));
+    pos.id = l->last;
+    if (res->status == 0 && msg_id_cmp(res->last, pos.id) > 0)
+        pos.id = res->last;
+    if (!s->kicked)
+        s->ops->ready(s, t->name, t->len, &pos, res->status);
+}
+
+static void on_fetched(void *ud, const struct hub_history *res)
+{
+    struct hub_fetch *f = ud;
+
+    f->done = 1;
+    f->fn(f->ud, res);
+    if (f->async)
+        xfree(f);
+}
+
+struct hub_fetch *hub_fetch(struct hub *h, const char *topic, size_t len,
+                            const struct cursor_pos *from, size_t max, hub_history_fn *fn,
+                            void *ud)
+{
+    struct hub_fetch *f = xcalloc(1, sizeof(*f));
+
+    f->h = h;
+    f->fn = fn;
+    f->ud = ud;
+    if (h->bp) {
+        f->req = h->bp->ops->history(h->bp, topic, len, from, max, on_fetched, f);
+    } else {
+        struct hub_history res;
+
+        hub_local_history(h, topic, len, from, max, &res);
+        on_fetched(f, &res);
+        xfree(res.msgs);
+    }
+    if (f->done) {
+        xfree(f);
+        return NULL;
+    }
+    f->async = 1;
+    return f;
+}
+
+void hub_fetch_cancel(struct hub_fetch *f)
+{
+    if (!f)
+        return;
+    /* the backplane forgets the request: on_fetched will not run for it */
+    f->h->bp->ops->cancel(f->h->bp, f->req);
+    xfree(f);
+}
+
+static void start_replay(struct hub *h, struct hub_link *l)
+{
+    struct hub_topic *t = l->topic;
+    struct hub_fetch *f;
+
+    /* Live only still asks for the position (max 0), so ready() can tell where it starts. */
+    f = hub_fetch(h, t->name, t->len, l->from.topic ? &l->from : NULL,
+                  l->from.topic ? SIZE_MAX : 0, on_link_history, l);
+    if (f && l->replaying)
+        l->req = f;
+}
+
+int hub_subscribe_from(struct hub *h, struct sub *s, const char *topic, size_t len,
+                       const struct cursor_pos *from)
 {
     struct hub_topic *t;
     struct hub_link *l;
@@ -197,16 +376,33 @@ int hub_subscribe(struct hub *h, struct sub *s, const char *topic, size_t len)
         if (dlist_entry(pos, struct hub_link, by_sub)->topic == t)
             return 0;
     }
-    l = xmalloc(sizeof(*l));
+    l = xcalloc(1, sizeof(*l));
     l->topic = t;
     l->sub = s;
+    l->replaying = 1;
+    if (from) {
+        l->from = *from;
+        l->from.topic = t->name; /* ours: outlives the caller's copy */
+        l->last = from->id;
+    }
     dlist_insert_tail(&t->subs, &l->by_topic);
     dlist_insert_tail(&s->links, &l->by_sub);
     s->n_topics++;
     h->n_subscriptions++;
-    if (t->n_subs++ == 0 && h->bp)
-        h->bp->ops->subscribe(h->bp, t->name, t->len);
+    if (t->n_subs++ == 0 && h->bp && t->bp_state == BP_NONE) {
+        t->bp_state = BP_SUBSCRIBING;
+        h->bp->ops->subscribe(h->bp, t->name, t->len); /* may confirm at once */
+    } else if (!h->bp) {
+        t->bp_state = BP_SUBSCRIBED;
+    }
+    if (t->bp_state == BP_SUBSCRIBED && l->replaying && !l->req)
+        start_replay(h, l);
     return 1;
+}
+
+int hub_subscribe(struct hub *h, struct sub *s, const char *topic, size_t len)
+{
+    return hub_subscribe_from(h, s, topic, len, NULL);
 }
 
 static void unlink_sub(struct hub *h, struct hub_link *l)
@@ -217,9 +413,16 @@ static void unlink_sub(struct hub *h, struct hub_link *l)
     dlist_remove(&l->by_sub);
     l->sub->n_topics--;
     h->n_subscriptions--;
-    xfree(l);
-    if (--t->n_subs == 0 && h->bp)
-        h->bp->ops->unsubscribe(h->bp, t->name, t->len);
+    link_free(l);
+    if (--t->n_subs == 0) {
+        if (h->bp && t->bp_state != BP_NONE)
+            h->bp->ops->unsubscribe(h->bp, t->name, t->len);
+        t->bp_state = BP_NONE;
+        hub_fetch_cancel(t->resync);
+        t->resync = NULL;
+        t->resyncing = 0;
+        msgbuf_release(&t->pending);
+    }
     maybe_drop_topic(h, t);
 }
 
@@ -249,58 +452,145 @@ void hub_unsubscribe_all(struct hub *h, struct sub *s)
     }
 }
 
-void hub_position(struct hub *h, const char *topic, size_t len, struct cursor_pos *out)
+static void ingest(struct hub *h, struct hub_topic *t, struct msg *m)
 {
-    struct hub_topic *t = find_topic(h, topic, len, hash_name(topic, len));
+    struct dlist *pos, *tmp;
 
-    out->topic = topic;
-    out->topic_len = len;
-    memcpy(out->epoch, h->epoch, sizeof(out->epoch));
-    out->id = t ? t->last : (struct msg_id){0, 0};
-}
+    if (msg_id_cmp(m->id, t->last) <= 0 || msg_id_is_zero(m->id))
+        return; /* a copy we already have (replay racing live, or a resync overlap) */
+    t->last = m->id;
+    memcpy(t->epoch, m->epoch, sizeof(t->epoch));
+    if (h->history_size)
+        history_push(&t->hist, m);
+    h->n_published++;
+    /* deliver() never unsubscribes synchronously (kick is deferred), so the list is stable */
+    dlist_for_each_safe(pos, tmp, &t->subs)
+    {
+        struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
-/* Where a replay from @from starts; returns HUB_REPLAY_OK or HUB_REPLAY_RESET. */
-static int resume_point(const struct hub *h, const struct hub_topic *t,
-                        const struct cursor_pos *from, size_t *first)
-{
-    *first = 0;
-    if (!from)
-        return HUB_REPLAY_OK;
-    if (memcmp(from->epoch, h->epoch, MSG_EPOCH_LEN) != 0)
-        return HUB_REPLAY_RESET;
-    if (!t)
-        /* Same epoch, topic forgotten: it never stored a message, so nothing was missed. */
-        return HUB_REPLAY_OK;
-    return history_since(&t->hist, from->id, first) ? HUB_REPLAY_OK : HUB_REPLAY_RESET;
-}
-
-int hub_replay(struct hub *h, const char *topic, size_t len, const struct cursor_pos *from,
-               size_t max, hub_replay_fn *fn, void *ud, size_t *n_out)
-{
-    struct hub_topic *t = find_topic(h, topic, len, hash_name(topic, len));
-    size_t first, n = 0;
-    int rc = resume_point(h, t, from, &first);
-
-    if (t) {
-        for (size_t i = first; i < history_len(&t->hist) && n < max; i++, n++)
-            if (fn(ud, history_at(&t->hist, i)) != 0)
-                break;
+        if (l->sub->kicked)
+            continue;
+        if (l->replaying) {
+            if (msgbuf_push(&l->held, m, HUB_HOLD_MAX) != 0) {
+                l->sub->kicked = 1;
+                h->n_slow_kicks++;
+                l->sub->ops->kick(l->sub, SUB_KICK_SLOW);
+            }
+            continue;
+        }
+        deliver(h, l, m);
     }
-    if (n_out)
-        *n_out = n;
-    return rc;
 }
 
-int hub_has_after(struct hub *h, const char *topic, size_t len, const struct cursor_pos *from)
+void hub_ingest(struct hub *h, struct msg *m)
 {
-    struct hub_topic *t = find_topic(h, topic, len, hash_name(topic, len));
-    size_t first;
+    struct hub_topic *t = find_topic(h, m->topic, m->topic_len);
 
-    if (!t)
-        return 0;
-    if (resume_point(h, t, from, &first) == HUB_REPLAY_RESET)
-        return history_len(&t->hist) > 0;
-    return first < history_len(&t->hist);
+    if (!t) {
+        if (!h->history_size)
+            return; /* nobody here listens and nothing is kept in memory */
+        t = get_topic(h, m->topic, m->topic_len);
+    }
+    if (t->resyncing) {
+        msgbuf_push(&t->pending, m, SIZE_MAX);
+        return;
+    }
+    ingest(h, t, m);
+    maybe_drop_topic(h, t);
+}
+
+/* After an outage: what the backplane stored while we were cut off, then what arrived
+ * during the read, each once. A lost history resets every subscriber of the topic. */
+static void on_resynced(void *ud, const struct hub_history *res)
+{
+    struct hub_topic *t = ud;
+    struct hub *h = t->hub;
+    struct dlist *pos;
+
+    t->resync = NULL;
+    t->resyncing = 0;
+    if (res->status == 0 && res->reset) {
+        dlist_for_each(pos, &t->subs)
+        {
+            struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
+
+            if (!l->sub->kicked)
+                l->sub->ops->reset(l->sub, t->name, t->len, res->epoch);
+            l->last = (struct msg_id){0, 0};
+        }
+        t->last = (struct msg_id){0, 0};
+    }
+    for (size_t i = 0; res->status == 0 && i < res->n; i++)
+        ingest(h, t, res->msgs[i]);
+    for (size_t i = 0; i < t->pending.n; i++)
+        ingest(h, t, t->pending.v[i]);
+    msgbuf_release(&t->pending);
+}
+
+void hub_on_backplane_subscribed(struct hub *h, const char *topic, size_t len, int resync)
+{
+    struct hub_topic *t = find_topic(h, topic, len);
+    struct dlist *pos, *tmp;
+
+    if (!t || !t->n_subs)
+        return;
+    t->bp_state = BP_SUBSCRIBED;
+    if (resync && !t->resyncing && !msg_id_is_zero(t->last)) {
+        struct cursor_pos from = {.topic = t->name, .topic_len = t->len, .id = t->last};
+        struct hub_fetch *f;
+
+        memcpy(from.epoch, t->epoch, sizeof(from.epoch));
+        t->resyncing = 1;
+        f = hub_fetch(h, t->name, t->len, &from, SIZE_MAX, on_resynced, t);
+        if (f && t->resyncing)
+            t->resync = f;
+    }
+    dlist_for_each_safe(pos, tmp, &t->subs)
+    {
+        struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
+
+        if (l->replaying && !l->req)
+            start_replay(h, l);
+    }
+}
+
+void hub_for_each_topic(struct hub *h, void (*fn)(void *ud, const char *topic, size_t len),
+                        void *ud)
+{
+    for (size_t i = 0; i < h->n_buckets; i++)
+        for (struct hub_topic *t = h->buckets[i]; t; t = t->next)
+            if (t->n_subs) {
+                t->bp_state = BP_SUBSCRIBING;
+                fn(ud, t->name, t->len);
+            }
+}
+
+void hub_local_history(struct hub *h, const char *topic, size_t len,
+                       const struct cursor_pos *from, size_t max, struct hub_history *res)
+{
+    struct hub_topic *t = find_topic(h, topic, len);
+    size_t first = 0, n;
+
+    memset(res, 0, sizeof(*res));
+    memcpy(res->epoch, h->epoch, sizeof(res->epoch));
+    res->last = t ? t->last : (struct msg_id){0, 0};
+    if (from && memcmp(from->epoch, h->epoch, MSG_EPOCH_LEN) != 0)
+        res->reset = HUB_REPLAY_RESET;
+    else if (from && t && !history_since(&t->hist, from->id, &first))
+        res->reset = HUB_REPLAY_RESET;
+    if (res->reset)
+        first = 0;
+    if (!t || !max)
+        return;
+    n = history_len(&t->hist) - first;
+    if (n > max) {
+        n = max;
+        res->more = 1;
+    }
+    res->msgs = xmalloc((n ? n : 1) * sizeof(*res->msgs));
+    for (size_t i = 0; i < n; i++)
+        res->msgs[i] = history_at(&t->hist, first + i);
+    res->n = n;
 }
 
 int hub_publish(struct hub *h, const char *topic, size_t len, const char *from, size_t from_len,
@@ -329,42 +619,9 @@ void hub_append(struct hub *h, const char *topic, size_t len, const char *from, 
 
     *id = msg_id_next(t->last, now);
     m = msg_new(t->name, t->len, h->epoch, *id, now, from, from_len, data, data_len);
-    hub_ingest(h, m);
+    ingest(h, t, m);
     msg_unref(m);
-}
-
-void hub_ingest(struct hub *h, struct msg *m)
-{
-    struct hub_topic *t = find_topic(h, m->topic, m->topic_len, hash_name(m->topic, m->topic_len));
-    struct dlist *pos;
-
-    if (!t)
-        t = get_topic(h, m->topic, m->topic_len);
-    if (msg_id_cmp(m->id, t->last) <= 0 || msg_id_is_zero(m->id)) {
-        /* at-most-once per id: a duplicate or stale copy (e.g. replay racing live) is dropped */
-        log_debug("hub: dropped stale message %" PRIu64 "-%" PRIu64 " on '%s'", m->id.ms,
-                  m->id.seq, t->name);
-        maybe_drop_topic(h, t);
-        return;
-    }
-    t->last = m->id;
-    history_push(&t->hist, m);
-    h->n_published++;
-    /* deliver() never unsubscribes synchronously (kick is deferred), so the list is stable */
-    dlist_for_each(pos, &t->subs)
-    {
-        struct sub *s = dlist_entry(pos, struct hub_link, by_topic)->sub;
-
-        if (s->kicked)
-            continue;
-        if (s->ops->deliver(s, m) == SUB_SLOW) {
-            s->kicked = 1;
-            h->n_slow_kicks++;
-            s->ops->kick(s, SUB_KICK_SLOW);
-            continue;
-        }
-        h->n_delivered++;
-    }
+    maybe_drop_topic(h, t);
 }
 
 void hub_get_stats(const struct hub *h, struct hub_stats *st)

@@ -114,6 +114,7 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
             MSG_HEADROOM + sse_len;
     m = xmalloc(total);
     m->refs = 1;
+    m->is_reset = 0;
     m->id = id;
     m->ts = ts;
     memcpy(m->epoch, pos.epoch, sizeof(m->epoch));
@@ -154,6 +155,48 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
     memcpy(p, "\n\n", 2), p += 2;
     m->sse_len = (size_t)(p - m->sse);
     m->sse_data_len = (size_t)(p - m->sse_data);
+    return m;
+}
+
+struct msg_id msg_id_prev(struct msg_id id)
+{
+    if (id.seq)
+        id.seq--;
+    else if (id.ms) {
+        id.ms--;
+        id.seq = UINT64_MAX;
+    }
+    return id;
+}
+
+struct msg *msg_new_reset(const char *topic, size_t len, const char *epoch)
+{
+    char ws[TOPIC_MAX_LEN + 40], sse[TOPIC_MAX_LEN + 48];
+    int wn, sn;
+    struct msg *m;
+    char *name;
+
+    if (len > TOPIC_MAX_LEN)
+        len = TOPIC_MAX_LEN;
+    wn = snprintf(ws, sizeof(ws), "{\"type\":\"reset\",\"topic\":\"%.*s\"}", (int)len, topic);
+    sn = snprintf(sse, sizeof(sse), "event: reset\ndata: {\"topic\":\"%.*s\"}\n\n", (int)len,
+                  topic);
+    /* a frame with room for its own copy of the topic name after the SSE bytes */
+    m = xcalloc(1, sizeof(*m) + 2 * MSG_HEADROOM + (size_t)wn + 1 + (size_t)sn + 1 + len + 1);
+    m->refs = 1;
+    m->ws = m->buf + MSG_HEADROOM;
+    memcpy(m->ws, ws, (size_t)wn);
+    m->ws_len = (size_t)wn;
+    m->sse = m->ws + wn + 1 + MSG_HEADROOM;
+    memcpy(m->sse, sse, (size_t)sn);
+    m->sse_len = (size_t)sn;
+    name = (char *)m->sse + sn + 1;
+    memcpy(name, topic, len);
+    m->topic = name;
+    m->topic_len = len;
+    m->is_reset = 1;
+    memcpy(m->epoch, epoch, MSG_EPOCH_LEN);
+    m->epoch[MSG_EPOCH_LEN] = '\0';
     return m;
 }
 

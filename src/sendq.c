@@ -8,7 +8,7 @@
 void sendq_init(struct sendq *q, size_t max)
 {
     q->ring = NULL;
-    q->cap = q->head = q->n = 0;
+    q->cap = q->head = q->n = q->n_control = 0;
     q->max = max;
 }
 
@@ -21,13 +21,15 @@ void sendq_release(struct sendq *q)
     q->cap = 0;
 }
 
-static void grow(struct sendq *q)
+static void grow(struct sendq *q, size_t limit)
 {
     size_t cap = q->cap ? q->cap * 2 : 4;
     struct msg **ring;
 
-    if (cap > q->max)
-        cap = q->max;
+    if (cap > limit)
+        cap = limit;
+    if (cap <= q->n)
+        cap = q->n + 1;
     ring = xmalloc(cap * sizeof(*ring));
     for (size_t i = 0; i < q->n; i++)
         ring[i] = q->ring[(q->head + i) % q->cap];
@@ -39,20 +41,31 @@ static void grow(struct sendq *q)
 
 int sendq_push(struct sendq *q, struct msg *m)
 {
-    if (q->n >= q->max)
+    if (q->n - q->n_control >= q->max)
         return -1;
     if (q->n == q->cap)
-        grow(q);
+        grow(q, q->max + q->n_control);
     q->ring[(q->head + q->n) % q->cap] = msg_ref(m);
     q->n++;
     return 0;
+}
+
+void sendq_push_control(struct sendq *q, struct msg *m)
+{
+    if (q->n == q->cap)
+        grow(q, q->n + 4);
+    q->ring[(q->head + q->n) % q->cap] = (struct msg *)((uintptr_t)msg_ref(m) | 1);
+    q->n++;
+    q->n_control++;
 }
 
 void sendq_pop(struct sendq *q)
 {
     if (!q->n)
         return;
-    msg_unref(q->ring[q->head]);
+    if ((uintptr_t)q->ring[q->head] & 1)
+        q->n_control--;
+    msg_unref(sendq_at(q, 0));
     q->head = (q->head + 1) % q->cap;
     q->n--;
     if (q->n == 0 && q->cap > 16) {

@@ -12,15 +12,25 @@ struct backplane;
 
 struct backplane_ops {
     const char *name;
-    /* The first local subscriber joined / the last one left @topic. */
+    /* The first local subscriber joined / the last one left @topic. Once the subscription is
+     * effective (every later publish will reach us), call hub_on_backplane_subscribed(). */
     void (*subscribe)(struct backplane *bp, const char *topic, size_t len);
     void (*unsubscribe)(struct backplane *bp, const char *topic, size_t len);
+    /* Reads @topic's history (see hub_fetch()); calls @fn(ud, res) once, maybe at once.
+     * Returns an opaque request that cancel() can withdraw while it is pending, or NULL when
+     * @fn already ran. */
+    void *(*history)(struct backplane *bp, const char *topic, size_t len,
+                     const struct cursor_pos *from, size_t max, hub_history_fn *fn, void *ud);
+    void (*cancel)(struct backplane *bp, void *req);
     /* Publish; call @cb(ud, 0, id) once the message has its id, or @cb(ud, -1, NULL). */
     void (*publish)(struct backplane *bp, const char *topic, size_t len, const char *from,
                     size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
                     void *ud);
     /* 1 when publishing can succeed now (for /readyz). */
     int (*is_ready)(struct backplane *bp);
+    /* Shutting down: stop reconnecting, close connections and handles so the loop can end.
+     * Pending requests complete with failures (later, from the loop). */
+    void (*close)(struct backplane *bp);
     void (*destroy)(struct backplane *bp);
 };
 
@@ -30,6 +40,12 @@ struct backplane {
 
 /* The local backplane over @h (borrowed). */
 struct backplane *backplane_local_new(struct hub *h);
+
+static inline void backplane_close(struct backplane *bp)
+{
+    if (bp)
+        bp->ops->close(bp);
+}
 
 static inline void backplane_free(struct backplane *bp)
 {

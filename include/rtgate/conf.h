@@ -42,7 +42,15 @@ struct conf {
 
     uint32_t shutdown_timeout_ms; /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
 
-    char *backplane_type;      /* "backplane.type": "local" (default) */
+    char *backplane_type;      /* "backplane.type": "local" (default) or "redis" */
+    /* "backplane.url" redis://[[user]:password@]host[:port][/db], default redis://127.0.0.1:6379/0;
+     * "backplane.username"/"password" override the URL's (ACL user / AUTH). */
+    char *redis_host;
+    int redis_port, redis_db;
+    char *redis_username, *redis_password;
+    uint32_t redis_connect_timeout_ms; /* "backplane.connect_timeout_ms": default 2000 */
+    uint32_t redis_history_ttl_s;      /* "backplane.history_ttl_s": default 86400 */
+    size_t redis_max_pending;          /* "backplane.max_pending": commands in flight, 10000 */
 
     char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
                                            * default none (no CORS headers) */

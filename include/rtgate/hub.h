@@ -28,6 +28,14 @@ struct sub_ops {
     int (*deliver)(struct sub *s, struct msg *m);
     /* The hub gave up on @s (why); close it soon. Must not free @s synchronously. */
     void (*kick)(struct sub *s, enum sub_kick why);
+    /* History of @topic was lost since the position @s subscribed from (or, after a backplane
+     * outage, since what it last received): the messages that follow are what is retained. */
+    void (*reset)(struct sub *s, const char *topic, size_t len, const char *epoch);
+    /* The subscription to @topic is live: every message after @pos will be delivered. Called
+     * once per hub_subscribe_from() that returned 1, after the replay. @status is -1 when the
+     * history could not be read (backplane down): the subscription is then live only. */
+    void (*ready)(struct sub *s, const char *topic, size_t len, const struct cursor_pos *pos,
+                  int status);
 };
 
 struct sub {
@@ -39,46 +47,63 @@ struct sub {
 
 void sub_init(struct sub *s, const struct sub_ops *ops);
 
-/* Creates a hub whose topics keep @history_size messages each. The hub's history epoch is made
- * from the CSPRNG, so cursors from a previous process are recognised as lost history. */
+/* Creates a hub whose topics keep @history_size messages each in memory (0: none, when the
+ * backplane keeps history). The hub's epoch is made from the CSPRNG, so cursors from a
+ * previous process are recognised as lost history. */
 struct hub *hub_new(size_t history_size);
 void hub_free(struct hub *h);
 
-/* Borrows @bp (may be NULL: then nothing is forwarded). */
+/* Borrows @bp (may be NULL: then the hub is its own local backplane). */
 void hub_set_backplane(struct hub *h, struct backplane *bp);
 
-/* Adds @s to @topic. Returns 1 if newly subscribed, 0 if it already was, -1 for an invalid
- * name. The first subscriber of a topic subscribes the backplane. Borrows @s: call
- * hub_unsubscribe_all() before freeing it. Safe inside a delivery. */
+/* The epoch of the hub's in-memory history (MSG_EPOCH_LEN hex chars + NUL). */
+const char *hub_epoch(const struct hub *h);
+
+/* Adds @s to @topic and, once the topic is subscribed at the backplane, replays what @topic
+ * stored after @from (NULL: nothing, live only), then goes live. @s sees each message once, in
+ * id order: replayed first, then live, with no gap and no duplicate between the two; then
+ * s->ops->ready(). Returns 1 if newly subscribed, 0 if it already was (nothing replayed, no
+ * ready), -1 for an invalid name. Borrows @s: call hub_unsubscribe_all() before freeing it.
+ * Callbacks may run before this returns (local backplane). */
+int hub_subscribe_from(struct hub *h, struct sub *s, const char *topic, size_t len,
+                       const struct cursor_pos *from);
+/* Live only: hub_subscribe_from(h, s, topic, len, NULL). */
 int hub_subscribe(struct hub *h, struct sub *s, const char *topic, size_t len);
 /* Returns 1 if @s was subscribed to @topic and no longer is, 0 if it was not. */
 int hub_unsubscribe(struct hub *h, struct sub *s, const char *topic, size_t len);
 void hub_unsubscribe_all(struct hub *h, struct sub *s);
 
-/* The position "now" of @topic (its epoch and last id), for a cursor that skips history. */
-void hub_position(struct hub *h, const char *topic, size_t len, struct cursor_pos *out);
-
 #define HUB_REPLAY_OK 0    /* every message after the position was retained */
 #define HUB_REPLAY_RESET 1 /* history was lost since the position (evicted, or other epoch) */
 
-/* Called for each replayed message (borrowed); return 0 to go on, -1 to stop. */
-typedef int hub_replay_fn(void *ud, struct msg *m);
+/* What a history read found. The messages are borrowed for the callback's duration. */
+struct hub_history {
+    int status;                    /* 0, or -1: the backplane could not be read */
+    int reset;                     /* HUB_REPLAY_RESET: messages after the position are gone */
+    int more;                      /* stopped at max: more messages follow */
+    char epoch[MSG_EPOCH_LEN + 1]; /* the topic's history epoch now */
+    struct msg_id last;            /* newest id the topic stored */
+    struct msg **msgs;             /* oldest first; on reset, the oldest retained onwards */
+    size_t n;
+};
 
-/* Replays @topic's retained messages after @from (NULL: from the oldest retained) to @fn, at
- * most @max of them, oldest first; *@n_out counts them. Returns HUB_REPLAY_OK, or
- * HUB_REPLAY_RESET when @from is older than what is retained or of another epoch (then every
- * retained message is replayed, so the client at least gets what exists). */
-int hub_replay(struct hub *h, const char *topic, size_t len, const struct cursor_pos *from,
-               size_t max, hub_replay_fn *fn, void *ud, size_t *n_out);
+typedef void hub_history_fn(void *ud, const struct hub_history *res);
+struct hub_fetch;
 
-/* Returns 1 if @topic has retained messages after @from (NULL: any), 0 otherwise. */
-int hub_has_after(struct hub *h, const char *topic, size_t len, const struct cursor_pos *from);
+/* Reads up to @max messages of @topic after @from (NULL: from the oldest retained; @max 0:
+ * only the position). Calls @fn once, possibly before returning (then returns NULL). Otherwise
+ * returns a handle: hub_fetch_cancel() it if @ud goes away first. */
+struct hub_fetch *hub_fetch(struct hub *h, const char *topic, size_t len,
+                            const struct cursor_pos *from, size_t max, hub_history_fn *fn,
+                            void *ud);
+void hub_fetch_cancel(struct hub_fetch *f);
 
 /* Called with the outcome of a publish: 0 and the id, or -1 (backplane unavailable). */
 typedef void hub_publish_fn(void *ud, int status, const struct msg_id *id);
 
-/* Publishes through the backplane. @data is compact JSON. @cb may run before this returns
- * (local backplane) or later (Redis). Returns 0 if accepted, -1 for an invalid topic. */
+/* Publishes through the backplane. @data is compact JSON; @from a user id or empty. @cb may
+ * run before this returns (local backplane) or later; it is always called once (unless the
+ * returned value is -1). Returns 0 if accepted, -1 for an invalid topic or sender. */
 int hub_publish(struct hub *h, const char *topic, size_t len, const char *from, size_t from_len,
                 const char *data, size_t data_len, hub_publish_fn *cb, void *ud);
 
@@ -87,8 +112,21 @@ int hub_publish(struct hub *h, const char *topic, size_t len, const char *from, 
 void hub_append(struct hub *h, const char *topic, size_t len, const char *from, size_t from_len,
                 const char *data, size_t data_len, struct msg_id *id);
 
-/* Stores @m (borrowed) in its topic's history and delivers it to every local subscriber. */
+/* Delivers @m (borrowed) to every local subscriber of its topic that has not had it, and
+ * keeps it in the topic's in-memory history (if any). Stale copies are dropped. */
 void hub_ingest(struct hub *h, struct msg *m);
+
+/* Backplane -> hub: @topic's subscription at the backplane is effective (@resync: again,
+ * after a reconnect, so the hub re-reads what it may have missed while cut off). */
+void hub_on_backplane_subscribed(struct hub *h, const char *topic, size_t len, int resync);
+
+/* Backplane -> hub: calls @fn for every topic with local subscribers (to resubscribe). */
+void hub_for_each_topic(struct hub *h, void (*fn)(void *ud, const char *topic, size_t len),
+                        void *ud);
+
+/* The in-memory history read used by the local backplane (synchronous). */
+void hub_local_history(struct hub *h, const char *topic, size_t len,
+                       const struct cursor_pos *from, size_t max, struct hub_history *res);
 
 struct hub_stats {
     size_t n_topics, n_subscriptions;

@@ -30,13 +30,15 @@ int msg_id_format(struct msg_id id, char *buf);
 /* The id that follows @last for a message published at @now_ms: (now, 0) if now is later,
  * else (last.ms, last.seq + 1). Monotonic even if the clock steps back. */
 struct msg_id msg_id_next(struct msg_id last, uint64_t now_ms);
+/* The greatest id before @id (0-0 stays 0-0): "everything up to, not including, @id". */
+struct msg_id msg_id_prev(struct msg_id id);
 
 struct msg {
     uint32_t refs;
     struct msg_id id;
     uint64_t ts;
     char epoch[MSG_EPOCH_LEN + 1]; /* the history epoch of id; empty for a control frame */
-    const char *topic; /* NUL-terminated, inside buf; NULL for a control frame */
+    const char *topic; /* NUL-terminated, inside buf; NULL for most control frames */
     size_t topic_len;
     const char *cursor; /* opaque resume position just after this message, for its topic */
     size_t cursor_len;
@@ -48,6 +50,7 @@ struct msg {
     size_t sse_len;
     const unsigned char *sse_data; /* the "data: ...\n\n" tail of sse, for multi-topic streams */
     size_t sse_data_len;
+    unsigned is_reset : 1; /* a reset event for topic: history restarts in epoch, from 0-0 */
     unsigned char buf[];
 };
 
@@ -61,6 +64,9 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
 /* A control frame (ack, error, reset event...): @ws and/or @sse bytes copied as given (either may
  * be NULL). Returns a new reference. */
 struct msg *msg_new_frame(const char *ws, size_t ws_len, const char *sse, size_t sse_len);
+
+/* The reset event of @topic, now in history @epoch, for SSE and WebSocket. New reference. */
+struct msg *msg_new_reset(const char *topic, size_t len, const char *epoch);
 
 /* An SSE-only frame made of two parts (@a then @b), copied once. Returns a new reference. */
 struct msg *msg_new_sse_parts(const char *a, size_t alen, const unsigned char *b, size_t blen);

@@ -7,10 +7,11 @@
 #include "rtgate/msg.h"
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct sendq {
-    struct msg **ring;
-    size_t cap, max, head, n;
+    struct msg **ring; /* bit 0 of an entry marks a control frame (not counted against max) */
+    size_t cap, max, head, n, n_control;
 };
 
 void sendq_init(struct sendq *q, size_t max);
@@ -20,10 +21,20 @@ void sendq_release(struct sendq *q);
 /* Queues a new reference to @m. Returns 0, or -1 when @max messages are already queued. */
 int sendq_push(struct sendq *q, struct msg *m);
 
+/* Queues @m even past the limit: for the few control frames (retry hint, reset events) that
+ * must not crowd out the messages themselves. */
+void sendq_push_control(struct sendq *q, struct msg *m);
+
+/* The @i-th queued message, oldest first (borrowed). */
+static inline struct msg *sendq_at(const struct sendq *q, size_t i)
+{
+    return (struct msg *)((uintptr_t)q->ring[(q->head + i) % q->cap] & ~(uintptr_t)1);
+}
+
 /* The oldest queued message (borrowed), or NULL. */
 static inline struct msg *sendq_peek(const struct sendq *q)
 {
-    return q->n ? q->ring[q->head] : NULL;
+    return q->n ? sendq_at(q, 0) : NULL;
 }
 
 /* Drops the oldest queued message and its reference. */
