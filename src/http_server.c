@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #define TICK_MS 250
@@ -585,6 +586,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     struct lws_context_creation_info info;
     void *loops[] = {loop, NULL};
+    struct rlimit rl;
 
     srv->loop = loop;
     srv->cf = cf;
@@ -619,7 +621,11 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     info.retry_and_idle_policy = &srv->retry;
     info.timeout_secs = 10;
     info.max_http_header_data = HTTP_HEADER_MAX; /* long cursors: Last-Event-ID, ?cursor= */
+    /* lws sizes its fd table from this (FACTS.md): what we allow, within the process limit */
     info.fd_limit_per_thread = (unsigned int)(cf->max_connections + 64);
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        info.fd_limit_per_thread > rl.rlim_cur)
+        info.fd_limit_per_thread = (unsigned int)rl.rlim_cur;
     if (cf->listen_port == 0)
         info.port = 0; /* 0 asks the kernel for a free port: tests read it from the log */
 

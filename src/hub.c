@@ -48,12 +48,14 @@ struct hub_link {
     struct msg_id last;
     struct cursor_pos from; /* topic is NULL when live only */
     unsigned replaying : 1;
+    unsigned reset_sent : 1; /* a paged replay tells reset() once */
     struct msgbuf held;
     struct hub_fetch *req;
 };
 
 struct hub_fetch {
     struct hub *h;
+    struct backplane *bp; /* the one the request went to */
     hub_history_fn *fn;
     void *ud;
     void *req; /* the backplane's request */
@@ -68,6 +70,8 @@ struct hub {
     struct backplane *bp;
     uint64_t n_published, n_delivered, n_slow_kicks;
 };
+
+static void start_replay(struct hub *h, struct hub_link *l);
 
 /* Live messages a replaying subscriber may hold before it counts as slow. */
 #define HUB_HOLD_MAX 65536
@@ -282,13 +286,21 @@ static void on_link_history(void *ud, const struct hub_history *res)
     int live_only = l->from.topic == NULL;
 
     l->req = NULL;
-    if (res->status == 0 && !live_only && res->reset) {
+    if (res->status == 0 && !live_only && res->reset && !l->reset_sent) {
         s->ops->reset(s, t->name, t->len, res->epoch);
         l->last = (struct msg_id){0, 0};
+        l->reset_sent = 1;
     }
     for (size_t i = 0; res->status == 0 && !live_only && i < res->n; i++)
         if (deliver(h, l, res->msgs[i]) != 0)
             break;
+    if (res->status == 0 && !live_only && res->more && res->n && !s->kicked) {
+        /* the backplane answered in pages: read on from the last one delivered */
+        memcpy(l->from.epoch, res->epoch, sizeof(l->from.epoch));
+        l->from.id = l->last;
+        start_replay(h, l);
+        return;
+    }
     for (size_t i = 0; i < l->held.n; i++)
         if (deliver(h, l, l->held.v[i]) != 0)
             break;
@@ -300,6 +312,10 @@ static void on_link_history(void *ud, const struct hub_history *res)
     pos.id = l->last;
     if (res->status == 0 && msg_id_cmp(res->last, pos.id) > 0)
         pos.id = res->last;
+    /* live from pos: a resync after an outage re-reads from here */
+    l->last = pos.id;
+    if (res->status == 0 && msg_id_is_zero(t->last))
+        memcpy(t->epoch, res->epoch, sizeof(t->epoch));
     if (!s->kicked)
         s->ops->ready(s, t->name, t->len, &pos, res->status);
 }
@@ -321,6 +337,7 @@ struct hub_fetch *hub_fetch(struct hub *h, const char *topic, size_t len,
     struct hub_fetch *f = xcalloc(1, sizeof(*f));
 
     f->h = h;
+    f->bp = h->bp;
     f->fn = fn;
     f->ud = ud;
     if (h->bp) {
@@ -345,7 +362,7 @@ void hub_fetch_cancel(struct hub_fetch *f)
     if (!f)
         return;
     /* the backplane forgets the request: on_fetched will not run for it */
-    f->h->bp->ops->cancel(f->h->bp, f->req);
+    f->bp->ops->cancel(f->bp, f->req);
     xfree(f);
 }
 
@@ -522,6 +539,18 @@ static void on_resynced(void *ud, const struct hub_history *res)
     }
     for (size_t i = 0; res->status == 0 && i < res->n; i++)
         ingest(h, t, res->msgs[i]);
+    if (res->status == 0 && res->more && res->n) {
+        /* paged: read on from what we just delivered, still holding live messages */
+        struct cursor_pos from = {.topic = t->name, .topic_len = t->len, .id = t->last};
+        struct hub_fetch *f;
+
+        memcpy(from.epoch, res->epoch, sizeof(from.epoch));
+        t->resyncing = 1;
+        f = hub_fetch(h, t->name, t->len, &from, SIZE_MAX, on_resynced, t);
+        if (f && t->resyncing)
+            t->resync = f;
+        return;
+    }
     for (size_t i = 0; i < t->pending.n; i++)
         ingest(h, t, t->pending.v[i]);
     msgbuf_release(&t->pending);
@@ -531,15 +560,30 @@ void hub_on_backplane_subscribed(struct hub *h, const char *topic, size_t len, i
 {
     struct hub_topic *t = find_topic(h, topic, len);
     struct dlist *pos, *tmp;
+    struct msg_id from_id = {UINT64_MAX, UINT64_MAX};
+    int live = 0;
 
     if (!t || !t->n_subs)
         return;
     t->bp_state = BP_SUBSCRIBED;
-    if (resync && !t->resyncing && !msg_id_is_zero(t->last)) {
-        struct cursor_pos from = {.topic = t->name, .topic_len = t->len, .id = t->last};
+    /* re-read from the oldest position a live subscriber has (each then dedupes by id) */
+    dlist_for_each(pos, &t->subs)
+    {
+        struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
+
+        if (!l->replaying && !l->sub->kicked) {
+            live = 1;
+            if (msg_id_cmp(l->last, from_id) < 0)
+                from_id = l->last;
+        }
+    }
+    if (resync && live && !t->resyncing) {
+        struct cursor_pos from = {.topic = t->name, .topic_len = t->len, .id = from_id};
         struct hub_fetch *f;
 
         memcpy(from.epoch, t->epoch, sizeof(from.epoch));
+        if (msg_id_cmp(from_id, t->last) < 0)
+            t->last = from_id; /* so the topic-level dedupe lets the re-read through */
         t->resyncing = 1;
         f = hub_fetch(h, t->name, t->len, &from, SIZE_MAX, on_resynced, t);
         if (f && t->resyncing)

@@ -6,6 +6,7 @@
 #include "rtgate/util.h"
 
 #include <getopt.h>
+#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,18 @@ static void usage(FILE *f)
             "                      (default --ttl 3600), for trying things out\n"
             "\n"
             "Signals: SIGTERM/SIGINT drain and exit 0.\n");
+}
+
+/* Each connection is a descriptor: take the whole hard limit systemd or the shell allows. */
+static void raise_nofile(void)
+{
+    struct rlimit rl;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+        log_warn("main: cannot raise the open-files limit to %llu", (unsigned long long)rl.rlim_max);
 }
 
 static int cmd_token(struct conf *cf, int argc, char **argv)
@@ -143,6 +156,7 @@ int main(int argc, char **argv)
         return rc;
     }
     log_set_level((enum log_level)cf.log_level);
+    raise_nofile();
     if (gateway_start(&gw, &cf, err, sizeof(err)) != 0) {
         log_err("%s", err);
         conf_release(&cf);

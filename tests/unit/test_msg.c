@@ -1,4 +1,5 @@
-/* test_msg.c: message ids, the frames rendered once per message, control frames, refcounts. */
+/* test_msg.c: message ids, the frames rendered once per message, control frames, reset events,
+ * refcounts. */
 /* cmocka.h needs these first, in this order */
 /* clang-format off */
 #include <stdarg.h>
@@ -222,6 +223,56 @@ static void test_id_next_seq_overflow_stays_monotonic(void **state)
     assert_true(n.ms == 1001 && n.seq == 0);
 }
 
+static void test_id_prev(void **state)
+{
+    struct msg_id p;
+
+    p = msg_id_prev(mkid(5, 2));
+    assert_true(p.ms == 5 && p.seq == 1);
+    p = msg_id_prev(mkid(5, 1));
+    assert_true(p.ms == 5 && p.seq == 0);
+    /* seq 0: the last seq of the previous millisecond */
+    p = msg_id_prev(mkid(5, 0));
+    assert_true(p.ms == 4 && p.seq == UINT64_MAX);
+    p = msg_id_prev(mkid(1, 0));
+    assert_true(p.ms == 0 && p.seq == UINT64_MAX);
+    p = msg_id_prev(mkid(0, 1));
+    assert_true(p.ms == 0 && p.seq == 0);
+    /* 0-0 stays 0-0 */
+    p = msg_id_prev(mkid(0, 0));
+    assert_true(p.ms == 0 && p.seq == 0);
+    p = msg_id_prev(mkid(UINT64_MAX, UINT64_MAX));
+    assert_true(p.ms == UINT64_MAX && p.seq == UINT64_MAX - 1);
+    p = msg_id_prev(mkid(UINT64_MAX, 0));
+    assert_true(p.ms == UINT64_MAX - 1 && p.seq == UINT64_MAX);
+    p = msg_id_prev(mkid(1700000000123ULL, 0));
+    assert_true(p.ms == 1700000000122ULL && p.seq == UINT64_MAX);
+}
+
+/* prev(id) is the greatest id before id: nothing lies between them, so the id that follows it
+ * (whatever the clock says) is id again, and prev undoes next. */
+static void test_id_prev_is_next_inverse(void **state)
+{
+    static const uint64_t v[] = {0, 1, 2, 9, 1700000000123ULL, UINT64_MAX - 1, UINT64_MAX};
+
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        for (size_t j = 0; j < sizeof(v) / sizeof(v[0]); j++) {
+            struct msg_id id = mkid(v[i], v[j]), p = msg_id_prev(id), n;
+
+            if (msg_id_is_zero(id))
+                continue;
+            assert_int_equal(msg_id_cmp(p, id), -1);
+            n = msg_id_next(p, 0);
+            assert_true(n.ms == id.ms && n.seq == id.seq);
+            if (id.ms == UINT64_MAX && id.seq == UINT64_MAX)
+                continue; /* no id follows the greatest */
+            n = msg_id_next(id, 0);
+            p = msg_id_prev(n);
+            assert_true(p.ms == id.ms && p.seq == id.seq);
+        }
+    }
+}
+
 /* ---- rendered messages ---- */
 
 static void test_msg_fields(void **state)
@@ -235,6 +286,8 @@ static void test_msg_fields(void **state)
     assert_string_equal(m->topic, "room:1"); /* NUL-terminated copy */
     assert_int_equal(m->cursor_len, strlen(CUR_ROOM1_5_2));
     assert_memory_equal(m->cursor, CUR_ROOM1_5_2, m->cursor_len);
+    assert_string_equal(m->epoch, EPOCH);
+    assert_int_equal(m->is_reset, 0);
     msg_unref(m);
 }
 
@@ -399,6 +452,7 @@ static void test_frame_copies_bytes(void **state)
 
     assert_int_equal(m->refs, 1);
     assert_null(m->topic);
+    assert_int_equal(m->is_reset, 0);
     assert_int_equal(m->ws_len, strlen(ws));
     assert_int_equal(m->sse_len, strlen(sse));
     assert_ptr_not_equal(m->ws, (unsigned char *)ws);
@@ -450,6 +504,91 @@ static void test_frame_ws_only_and_sse_only(void **state)
     msg_unref(s);
 }
 
+/* ---- reset events ---- */
+
+#define RESET_WS  "{\"type\":\"reset\",\"topic\":\"room:1\"}"
+#define RESET_SSE "event: reset\ndata: {\"topic\":\"room:1\"}\n\n"
+
+static void test_reset_exact_frames(void **state)
+{
+    struct msg *m = msg_new_reset("room:1", 6, EPOCH);
+
+    assert_int_equal(m->refs, 1);
+    assert_int_equal(m->is_reset, 1);
+    assert_int_equal(m->ws_len, strlen(RESET_WS));
+    assert_memory_equal(m->ws, RESET_WS, m->ws_len);
+    assert_int_equal(m->sse_len, strlen(RESET_SSE));
+    assert_memory_equal(m->sse, RESET_SSE, m->sse_len);
+    /* its topic and the epoch the topic's history now has */
+    assert_non_null(m->topic);
+    assert_int_equal(m->topic_len, 6);
+    assert_string_equal(m->topic, "room:1"); /* NUL-terminated */
+    assert_string_equal(m->epoch, EPOCH);
+    /* the history restarts: a reset is not itself a position in it */
+    assert_true(msg_id_is_zero(m->id));
+    msg_unref(m);
+}
+
+static void test_reset_copies_its_inputs(void **state)
+{
+    char topic[] = "room:1", epoch[] = EPOCH;
+    struct msg *m = msg_new_reset(topic, 6, epoch);
+
+    memset(topic, 'X', 6);
+    memset(epoch, 'X', 16);
+    assert_ptr_not_equal(m->topic, topic);
+    assert_string_equal(m->topic, "room:1");
+    assert_string_equal(m->epoch, EPOCH);
+    assert_memory_equal(m->ws, RESET_WS, m->ws_len);
+    assert_memory_equal(m->sse, RESET_SSE, m->sse_len);
+    msg_unref(m);
+}
+
+static void test_reset_respects_lengths(void **state)
+{
+    /* only @len bytes of the topic; only MSG_EPOCH_LEN chars of the epoch */
+    struct msg *m = msg_new_reset("room:1x", 6, EPOCH "ffff");
+
+    assert_int_equal(m->topic_len, 6);
+    assert_string_equal(m->topic, "room:1");
+    assert_string_equal(m->epoch, EPOCH);
+    assert_memory_equal(m->ws, RESET_WS, m->ws_len);
+    assert_int_equal(m->ws_len, strlen(RESET_WS));
+    assert_memory_equal(m->sse, RESET_SSE, m->sse_len);
+    assert_int_equal(m->sse_len, strlen(RESET_SSE));
+    msg_unref(m);
+}
+
+static void test_reset_headroom_and_longest_topic(void **state)
+{
+    char topic[TOPIC_MAX_LEN + 1], ws[TOPIC_MAX_LEN + 64], sse[TOPIC_MAX_LEN + 64];
+    struct msg *m;
+    int wn, sn;
+
+    memset(topic, 'k', TOPIC_KIND_MAX);
+    topic[TOPIC_KIND_MAX] = ':';
+    memset(topic + TOPIC_KIND_MAX + 1, 'i', TOPIC_ID_MAX);
+    topic[TOPIC_MAX_LEN] = '\0';
+    m = msg_new_reset(topic, TOPIC_MAX_LEN, "ffffffffffffffff");
+    wn = snprintf(ws, sizeof(ws), "{\"type\":\"reset\",\"topic\":\"%s\"}", topic);
+    sn = snprintf(sse, sizeof(sse), "event: reset\ndata: {\"topic\":\"%s\"}\n\n", topic);
+    /* a transport writes its frame header into the headroom: nothing else may change */
+    memset(m->ws - MSG_HEADROOM, 0xAA, MSG_HEADROOM);
+    memset(m->sse - MSG_HEADROOM, 0xBB, MSG_HEADROOM);
+    assert_int_equal(m->ws_len, (size_t)wn);
+    assert_memory_equal(m->ws, ws, m->ws_len);
+    assert_int_equal(m->sse_len, (size_t)sn);
+    assert_memory_equal(m->sse, sse, m->sse_len);
+    assert_int_equal(m->topic_len, TOPIC_MAX_LEN);
+    assert_string_equal(m->topic, topic);
+    assert_string_equal(m->epoch, "ffffffffffffffff");
+    assert_true(m->sse - MSG_HEADROOM >= m->ws + m->ws_len);
+    msg_ref(m);
+    assert_int_equal(m->refs, 2);
+    msg_unref(m);
+    msg_unref(m); /* cmocka checks its guard bytes here */
+}
+
 /* ---- references ---- */
 
 static void test_refcount(void **state)
@@ -493,6 +632,8 @@ int main(void)
         cmocka_unit_test(test_id_next),
         cmocka_unit_test(test_id_next_clock_steps_back_sequence),
         cmocka_unit_test(test_id_next_seq_overflow_stays_monotonic),
+        cmocka_unit_test(test_id_prev),
+        cmocka_unit_test(test_id_prev_is_next_inverse),
         cmocka_unit_test(test_msg_fields),
         cmocka_unit_test(test_msg_exact_envelope),
         cmocka_unit_test(test_msg_exact_ws_frame),
@@ -506,6 +647,10 @@ int main(void)
         cmocka_unit_test(test_frame_copies_bytes),
         cmocka_unit_test(test_frame_binary_bytes),
         cmocka_unit_test(test_frame_ws_only_and_sse_only),
+        cmocka_unit_test(test_reset_exact_frames),
+        cmocka_unit_test(test_reset_copies_its_inputs),
+        cmocka_unit_test(test_reset_respects_lengths),
+        cmocka_unit_test(test_reset_headroom_and_longest_topic),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_refcount_frame),
     };
