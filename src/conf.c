@@ -369,21 +369,22 @@ static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
         }
         h = at + 1;
     }
+    /* messages never repeat the URL: it may hold the password */
     colon = memchr(h, ':', (size_t)(end - h));
     if ((colon ? colon : end) == h)
-        return fail(p, "backplane", "url", "no host in \"%s\"", url);
+        return fail(p, "backplane", "url", "no host");
     xfree(nc->redis_host);
     nc->redis_host = xstrndup(h, (size_t)((colon ? colon : end) - h));
     if (colon) {
-        v = strtol(colon + 1, &endp, 10);
-        if (endp != end || v < 1 || v > 65535)
-            return fail(p, "backplane", "url", "bad port in \"%s\"", url);
+        v = (colon[1] >= '0' && colon[1] <= '9') ? strtol(colon + 1, &endp, 10) : -1;
+        if (v < 1 || v > 65535 || endp != end)
+            return fail(p, "backplane", "url", "bad port (1 to 65535)");
         nc->redis_port = (int)v;
     }
     if (slash && slash[1]) {
-        v = strtol(slash + 1, &endp, 10);
-        if (*endp || v < 0 || v > 1000000)
-            return fail(p, "backplane", "url", "bad database number in \"%s\"", url);
+        v = (slash[1] >= '0' && slash[1] <= '9') ? strtol(slash + 1, &endp, 10) : -1;
+        if (v < 0 || v > 1000000 || *endp)
+            return fail(p, "backplane", "url", "bad database number (0 to 1000000)");
         nc->redis_db = (int)v;
     }
     return 0;
@@ -432,8 +433,12 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
     if (get_section(p, root, "backplane", backplane_keys, &sec) < 0)
         return -1;
     r = get_str(p, sec, "backplane", "type", &s, &len);
-    if (r <= 0)
+    if (r < 0)
         return r;
+    if (r == 0) {
+        s = "local"; /* the default: the redis keys make no sense without "type": "redis" */
+        len = 5;
+    }
     if (strcmp(s, "local") != 0 && strcmp(s, "redis") != 0)
         return fail(p, "backplane", "type",
                     "unsupported backplane type \"%s\" (\"local\" or \"redis\")", s);
@@ -461,10 +466,44 @@ static int is_origin(const char *s, size_t len)
         host = s + 8;
     else
         return 0;
-    for (const char *q = host; q < s + len; q++)
-        if (*q == '/' || *q == ' ' || *q == ',')
+    const char *end = s + len, *port = NULL;
+
+    if (host < end && *host == '[') { /* [v6]:port */
+        const char *rb = memchr(host, ']', (size_t)(end - host));
+
+        if (!rb || rb == host + 1)
             return 0;
-    return host < s + len;
+        if (rb + 1 < end && rb[1] != ':')
+            return 0;
+        port = rb + 1 < end ? rb + 2 : NULL;
+        if (port && port == end)
+            return 0;
+    } else {
+        const char *colon = memchr(host, ':', (size_t)(end - host));
+
+        if (colon == host || host == end)
+            return 0;
+        if (colon) {
+            port = colon + 1;
+            if (port == end || memchr(port, ':', (size_t)(end - port)))
+                return 0;
+        }
+    }
+    for (const char *q = host; q < end; q++)
+        if (*q == '/' || *q == ' ' || *q == ',' || *q == '@' || *q == '?' || *q == '#')
+            return 0;
+    if (port) {
+        long v = 0;
+
+        for (const char *q = port; q < end; q++) {
+            if (*q < '0' || *q > '9' || v > 65535)
+                return 0;
+            v = v * 10 + (*q - '0');
+        }
+        if (v < 1 || v > 65535)
+            return 0;
+    }
+    return 1;
 }
 
 static int parse_cors(struct parse *p, json_t *root, struct conf *nc)

@@ -50,6 +50,49 @@ static void expect_ok(struct conf *cf, const char *json)
         fail_msg("unexpected error: %s (for %s)", err, json);
 }
 
+/* Compares a string field that may legitimately be NULL. */
+static void assert_str_or_null(const char *got, const char *want)
+{
+    if (!want)
+        assert_null(got);
+    else {
+        assert_non_null(got);
+        assert_string_equal(got, want);
+    }
+}
+
+/* The backplane.* values a file without url/username/password/... gets (type aside). */
+static void assert_redis_defaults(const struct conf *cf)
+{
+    assert_string_equal(cf->redis_host, "127.0.0.1");
+    assert_int_equal(cf->redis_port, 6379);
+    assert_int_equal(cf->redis_db, 0);
+    assert_null(cf->redis_username);
+    assert_null(cf->redis_password);
+    assert_int_equal(cf->redis_connect_timeout_ms, 2000);
+    assert_int_equal(cf->redis_history_ttl_s, 86400);
+    assert_int_equal(cf->redis_max_pending, 10000);
+}
+
+/* For tests of behaviour still missing from src/conf.c: every offending case is named in one
+ * failure instead of only the first. */
+static void note_case(char *list, size_t size, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void note_case(char *list, size_t size, const char *fmt, ...)
+{
+    size_t n = strlen(list);
+    va_list ap;
+
+    if (n + 4 >= size)
+        return;
+    if (n)
+        n += (size_t)snprintf(list + n, size - n, "; ");
+    va_start(ap, fmt);
+    vsnprintf(list + n, size - n, fmt, ap);
+    va_end(ap);
+}
+
 static void assert_defaults(const struct conf *cf)
 {
     assert_string_equal(cf->listen_address, "127.0.0.1");
@@ -70,6 +113,9 @@ static void assert_defaults(const struct conf *cf)
     assert_int_equal(cf->max_held_polls, 10000);
     assert_int_equal(cf->shutdown_timeout_ms, 5000);
     assert_string_equal(cf->backplane_type, "local");
+    assert_redis_defaults(cf);
+    assert_int_equal(cf->n_cors_origins, 0);
+    assert_null(cf->cors_origins[0]);
 }
 
 static void test_defaults(void **state)
@@ -456,16 +502,727 @@ static void test_backplane_type(void **state)
 {
     struct conf cf;
 
-    expect_error("{\"backplane\":{\"type\":\"redis\"}," AUTH "}",
-                 "x.json: backplane.type: unsupported backplane type \"redis\" (only \"local\")");
-    expect_error("{\"backplane\":{\"type\":\"\"}," AUTH "}",
-                 "x.json: backplane.type: unsupported backplane type \"\" (only \"local\")");
+    expect_error("{\"backplane\":{\"type\":\"x\"}," AUTH "}",
+                 "x.json: backplane.type: unsupported backplane type \"x\" "
+                 "(\"local\" or \"redis\")");
+    expect_error(
+        "{\"backplane\":{\"type\":\"\"}," AUTH "}",
+        "x.json: backplane.type: unsupported backplane type \"\" (\"local\" or \"redis\")");
+    expect_error("{\"backplane\":{\"type\":\"Redis\"}," AUTH "}",
+                 "x.json: backplane.type: unsupported backplane type \"Redis\" "
+                 "(\"local\" or \"redis\")");
+    expect_error("{\"backplane\":{\"type\":\"redis \"}," AUTH "}",
+                 "x.json: backplane.type: unsupported backplane type \"redis \" "
+                 "(\"local\" or \"redis\")");
+    /* The type is checked before any other key of the section. */
+    expect_error("{\"backplane\":{\"type\":\"x\",\"url\":\"redis://h\"}," AUTH "}",
+                 "x.json: backplane.type: unsupported backplane type \"x\" "
+                 "(\"local\" or \"redis\")");
+    expect_error("{\"backplane\":{\"type\":null}," AUTH "}",
+                 "x.json: backplane.type: must be a string, not null");
+
     conf_init(&cf);
     expect_ok(&cf, "{\"backplane\":{}," AUTH "}");
     assert_string_equal(cf.backplane_type, "local");
+    assert_redis_defaults(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"local\"}," AUTH "}");
+    assert_string_equal(cf.backplane_type, "local");
+    assert_redis_defaults(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\"}," AUTH "}");
+    assert_string_equal(cf.backplane_type, "redis");
     conf_release(&cf);
 }
 
+/* "type": "redis" alone: every other backplane.* key keeps its documented default. */
+static void test_redis_defaults(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_redis_defaults(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\"}," AUTH "}");
+    assert_string_equal(cf.backplane_type, "redis");
+    assert_redis_defaults(&cf);
+    /* The rest of the file is untouched by the backplane choice. */
+    assert_int_equal(cf.listen_port, 8080);
+    assert_int_equal(cf.history_size, 1000);
+    conf_release(&cf);
+}
+
+/* Loads {"backplane":{"type":"redis","url":@url}} into @cf; @extra (may be "") is spliced in
+ * after the url, e.g. ",\"username\":\"u\"". */
+static int load_redis_url(struct conf *cf, const char *url, const char *extra, char *err,
+                          size_t errlen)
+{
+    char json[512];
+
+    snprintf(json, sizeof(json), "{\"backplane\":{\"type\":\"redis\",\"url\":\"%s\"%s}," AUTH "}",
+             url, extra);
+    return load(cf, json, err, errlen);
+}
+
+struct url_case {
+    const char *url;
+    const char *host;
+    int port, db;
+    const char *user, *password;
+};
+
+static const struct url_case good_urls[] = {
+    {"redis://myhost", "myhost", 6379, 0, NULL, NULL},
+    {"redis://myhost:6380", "myhost", 6380, 0, NULL, NULL},
+    {"redis://myhost/3", "myhost", 6379, 3, NULL, NULL},
+    {"redis://myhost/", "myhost", 6379, 0, NULL, NULL},
+    {"redis://myhost:6380/15", "myhost", 6380, 15, NULL, NULL},
+    {"redis://10.1.2.3:1/0", "10.1.2.3", 1, 0, NULL, NULL},
+    {"redis://redis.internal.example:65535/1000000", "redis.internal.example", 65535, 1000000, NULL,
+     NULL},
+    {"redis://s3cret@myhost", "myhost", 6379, 0, NULL, "s3cret"},
+    {"redis://s3cret@myhost:7000/2", "myhost", 7000, 2, NULL, "s3cret"},
+    {"redis://alice:s3cret@myhost", "myhost", 6379, 0, "alice", "s3cret"},
+    {"redis://alice:s3cret@myhost:7000/2", "myhost", 7000, 2, "alice", "s3cret"},
+    {"redis://:s3cret@myhost", "myhost", 6379, 0, NULL, "s3cret"},
+    {"redis://:s3cret@myhost:6390/4", "myhost", 6390, 4, NULL, "s3cret"},
+    /* Only the first ':' of the user info separates user from password. */
+    {"redis://alice:pa:ss@myhost", "myhost", 6379, 0, "alice", "pa:ss"},
+};
+
+static void test_redis_url_forms(void **state)
+{
+    char err[512] = "";
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(good_urls) / sizeof(good_urls[0]); i++) {
+        const struct url_case *c = &good_urls[i];
+
+        conf_init(&cf);
+        if (load_redis_url(&cf, c->url, "", err, sizeof(err)) != 0)
+            fail_msg("unexpected error: %s (for %s)", err, c->url);
+        assert_string_equal(cf.backplane_type, "redis");
+        assert_string_equal(cf.redis_host, c->host);
+        assert_int_equal(cf.redis_port, c->port);
+        assert_int_equal(cf.redis_db, c->db);
+        assert_str_or_null(cf.redis_username, c->user);
+        assert_str_or_null(cf.redis_password, c->password);
+        /* The url sets none of the other keys. */
+        assert_int_equal(cf.redis_connect_timeout_ms, 2000);
+        assert_int_equal(cf.redis_history_ttl_s, 86400);
+        assert_int_equal(cf.redis_max_pending, 10000);
+        conf_release(&cf);
+    }
+}
+
+struct bad_url {
+    const char *url;
+    const char *reason; /* after "x.json: backplane.url: " */
+};
+
+#define NOT_REDIS "must start with redis:// (TLS to Redis is not supported)"
+
+static const struct bad_url bad_urls[] = {
+    {"rediss://myhost", NOT_REDIS},
+    {"rediss://myhost:6380/0", NOT_REDIS},
+    {"", NOT_REDIS},
+    {"myhost:6379", NOT_REDIS},
+    {"http://myhost", NOT_REDIS},
+    {"redis:/myhost", NOT_REDIS},
+    {"REDIS://myhost", NOT_REDIS},
+    {"unix:///run/redis.sock", NOT_REDIS},
+    /* No host. */
+    {"redis://", "no host"},
+    {"redis://:6379", "no host"},
+    {"redis:///0", "no host"},
+    {"redis://:6379/0", "no host"},
+    /* Bad port. */
+    {"redis://myhost:0", "bad port (1 to 65535)"},
+    {"redis://myhost:65536", "bad port (1 to 65535)"},
+    {"redis://myhost:70000", "bad port (1 to 65535)"},
+    {"redis://myhost:-1", "bad port (1 to 65535)"},
+    {"redis://myhost:abc", "bad port (1 to 65535)"},
+    {"redis://myhost:6379x", "bad port (1 to 65535)"},
+    {"redis://myhost:", "bad port (1 to 65535)"},
+    {"redis://myhost:/0", "bad port (1 to 65535)"},
+    {"redis://myhost:63:79", "bad port (1 to 65535)"},
+    {"redis://myhost:99999999999999999999", "bad port (1 to 65535)"},
+    /* Bad database number. */
+    {"redis://myhost/abc", "bad database number (0 to 1000000)"},
+    {"redis://myhost/-1", "bad database number (0 to 1000000)"},
+    {"redis://myhost/1000001", "bad database number (0 to 1000000)"},
+    {"redis://myhost/1x", "bad database number (0 to 1000000)"},
+    {"redis://myhost/1/2", "bad database number (0 to 1000000)"},
+    {"redis://myhost:6379/0/", "bad database number (0 to 1000000)"},
+};
+
+static void test_redis_url_errors(void **state)
+{
+    char err[512] = "", want[512];
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(bad_urls) / sizeof(bad_urls[0]); i++) {
+        snprintf(want, sizeof(want), "x.json: backplane.url: %s", bad_urls[i].reason);
+        conf_init(&cf);
+        assert_int_equal(load_redis_url(&cf, bad_urls[i].url, "", err, sizeof(err)), -1);
+        assert_string_equal(err, want);
+        /* A failed load leaves the conf as conf_init() made it. */
+        assert_string_equal(cf.backplane_type, "local");
+        assert_redis_defaults(&cf);
+        conf_release(&cf);
+    }
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":6379}," AUTH "}",
+                 "x.json: backplane.url: must be a string, not an integer");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":null}," AUTH "}",
+                 "x.json: backplane.url: must be a string, not null");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":[\"redis://h\"]}," AUTH "}",
+                 "x.json: backplane.url: must be a string, not an array");
+}
+
+/* Credentials in the URL were allocated before the host/port/db checks failed: the leak checker
+ * proves the failed load freed them. */
+static void test_redis_url_error_after_credentials(void **state)
+{
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://alice:pw@\"}," AUTH "}",
+                 "x.json: backplane.url: no host");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://pw@/0\"}," AUTH "}",
+                 "x.json: backplane.url: no host");
+}
+
+/* The URL may carry the Redis password; an error message (printed to stderr, logged) must not
+ * repeat it. The host, port or database that is wrong is enough to find the mistake. */
+static void test_redis_url_error_hides_password(void **state)
+{
+    static const char *const urls[] = {
+        "redis://alice:TOPSECRETPW@myhost:abc",
+        "redis://TOPSECRETPW@myhost:0",
+        "redis://:TOPSECRETPW@myhost/xyz",
+        "redis://alice:TOPSECRETPW@",
+    };
+    char err[512], shown[2048] = "";
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        err[0] = '\0';
+        conf_init(&cf);
+        assert_int_equal(load_redis_url(&cf, urls[i], "", err, sizeof(err)), -1);
+        assert_int_equal(strncmp(err, "x.json: backplane.url: ", 23), 0);
+        if (strstr(err, "TOPSECRETPW"))
+            note_case(shown, sizeof(shown), "%s", err);
+        conf_release(&cf);
+    }
+    if (shown[0])
+        fail_msg("error messages show the password: %s", shown);
+}
+
+/* Ports and database numbers are plain decimal digits: strtol()'s leading blanks and sign are
+ * not part of a URL. */
+static void test_redis_url_numbers_strict(void **state)
+{
+    static const char *const urls[] = {
+        "redis://myhost: 6379", "redis://myhost:+6379", "redis://myhost:\\t6379",
+        "redis://myhost/ 1",    "redis://myhost/+1",    "redis://myhost/-0",
+    };
+    char err[512], accepted[1024] = "";
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
+        err[0] = '\0';
+        conf_init(&cf);
+        if (load_redis_url(&cf, urls[i], "", err, sizeof(err)) != -1)
+            note_case(accepted, sizeof(accepted), "\"%s\" (port %d, db %d)", urls[i], cf.redis_port,
+                      cf.redis_db);
+        else
+            assert_int_equal(strncmp(err, "x.json: backplane.url: bad ", 27), 0);
+        conf_release(&cf);
+    }
+    if (accepted[0])
+        fail_msg("accepted: %s", accepted);
+}
+
+static void test_redis_credentials(void **state)
+{
+    char err[512] = "";
+    struct conf cf;
+
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"username\":\"alice\"}," AUTH "}",
+                 "x.json: backplane.username: needs a password");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://h\","
+                 "\"username\":\"alice\"}," AUTH "}",
+                 "x.json: backplane.username: needs a password");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"username\":7}," AUTH "}",
+                 "x.json: backplane.username: must be a string, not an integer");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"password\":true}," AUTH "}",
+                 "x.json: backplane.password: must be a string, not a boolean");
+
+    /* Keys alone. */
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"password\":\"pw\"}," AUTH "}");
+    assert_null(cf.redis_username);
+    assert_string_equal(cf.redis_password, "pw");
+    assert_string_equal(cf.redis_host, "127.0.0.1");
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"username\":\"alice\","
+                   "\"password\":\"pw\"}," AUTH "}");
+    assert_string_equal(cf.redis_username, "alice");
+    assert_string_equal(cf.redis_password, "pw");
+    conf_release(&cf);
+
+    /* The keys override the URL's credentials (the replaced ones are freed: leak checker). */
+    conf_init(&cf);
+    assert_int_equal(load_redis_url(&cf, "redis://alice:old@myhost:7000/1",
+                                    ",\"username\":\"bob\",\"password\":\"new\"", err, sizeof(err)),
+                     0);
+    assert_string_equal(cf.redis_host, "myhost");
+    assert_int_equal(cf.redis_port, 7000);
+    assert_int_equal(cf.redis_db, 1);
+    assert_string_equal(cf.redis_username, "bob");
+    assert_string_equal(cf.redis_password, "new");
+    conf_release(&cf);
+
+    /* One from the URL, the other from its key. */
+    conf_init(&cf);
+    assert_int_equal(
+        load_redis_url(&cf, "redis://old@myhost", ",\"username\":\"bob\"", err, sizeof(err)), 0);
+    assert_string_equal(cf.redis_username, "bob");
+    assert_string_equal(cf.redis_password, "old");
+    assert_int_equal(
+        load_redis_url(&cf, "redis://alice:old@myhost", ",\"password\":\"new\"", err, sizeof(err)),
+        0);
+    assert_string_equal(cf.redis_username, "alice");
+    assert_string_equal(cf.redis_password, "new");
+    conf_release(&cf);
+}
+
+struct redis_range {
+    const char *key;
+    long long min, max, def;
+};
+
+static const struct redis_range redis_ranges[] = {
+    {"connect_timeout_ms", 100, 60000, 2000},
+    {"history_ttl_s", 1, 31536000, 86400},
+    {"max_pending", 1, 10000000, 10000},
+};
+
+static long long redis_value(const struct conf *cf, size_t i)
+{
+    if (i == 0)
+        return cf->redis_connect_timeout_ms;
+    if (i == 1)
+        return cf->redis_history_ttl_s;
+    return (long long)cf->redis_max_pending;
+}
+
+/* Each numeric key one below, at, and one above both ends of its range. */
+static void test_redis_numeric_ranges(void **state)
+{
+    char json[256], want[256];
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(redis_ranges) / sizeof(redis_ranges[0]); i++) {
+        const struct redis_range *c = &redis_ranges[i];
+        long long ok[2] = {c->min, c->max}, bad[4] = {c->min - 1, c->max + 1, 0, -1};
+
+        snprintf(want, sizeof(want), "x.json: backplane.%s: must be an integer from %lld to %lld",
+                 c->key, c->min, c->max);
+        for (int j = 0; j < 4; j++) {
+            snprintf(json, sizeof(json),
+                     "{\"backplane\":{\"type\":\"redis\",\"%s\":%lld}," AUTH "}", c->key, bad[j]);
+            if (bad[j] < c->min || bad[j] > c->max)
+                expect_error(json, want);
+        }
+        for (int j = 0; j < 2; j++) {
+            snprintf(json, sizeof(json),
+                     "{\"backplane\":{\"type\":\"redis\",\"%s\":%lld}," AUTH "}", c->key, ok[j]);
+            conf_init(&cf);
+            expect_ok(&cf, json);
+            assert_int_equal(redis_value(&cf, i), ok[j]);
+            /* The other two keep their defaults. */
+            for (size_t k = 0; k < sizeof(redis_ranges) / sizeof(redis_ranges[0]); k++)
+                if (k != i)
+                    assert_int_equal(redis_value(&cf, k), redis_ranges[k].def);
+            conf_release(&cf);
+        }
+        snprintf(json, sizeof(json), "{\"backplane\":{\"type\":\"redis\",\"%s\":\"5\"}," AUTH "}",
+                 c->key);
+        snprintf(want, sizeof(want),
+                 "x.json: backplane.%s: must be an integer from %lld to %lld, not a string", c->key,
+                 c->min, c->max);
+        expect_error(json, want);
+        snprintf(json, sizeof(json), "{\"backplane\":{\"type\":\"redis\",\"%s\":1000.0}," AUTH "}",
+                 c->key);
+        snprintf(want, sizeof(want),
+                 "x.json: backplane.%s: must be an integer from %lld to %lld, "
+                 "not a floating-point number",
+                 c->key, c->min, c->max);
+        expect_error(json, want);
+    }
+    /* Wider than the uint32_t / size_t they are stored in. */
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"connect_timeout_ms\":4294967396}," AUTH "}",
+                 "x.json: backplane.connect_timeout_ms: must be an integer from 100 to 60000");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"history_ttl_s\":4294967297}," AUTH "}",
+                 "x.json: backplane.history_ttl_s: must be an integer from 1 to 31536000");
+}
+
+/* Every Redis-only key is refused under "type": "local", with the same message. */
+static const char *const redis_only_keys[][2] = {
+    {"url", "\"redis://myhost\""},  {"username", "\"alice\""},  {"password", "\"pw\""},
+    {"connect_timeout_ms", "2000"}, {"history_ttl_s", "86400"}, {"max_pending", "10000"},
+};
+
+static void test_redis_keys_refused_for_local(void **state)
+{
+    char json[256], want[256];
+
+    for (size_t i = 0; i < sizeof(redis_only_keys) / sizeof(redis_only_keys[0]); i++) {
+        snprintf(json, sizeof(json), "{\"backplane\":{\"type\":\"local\",\"%s\":%s}," AUTH "}",
+                 redis_only_keys[i][0], redis_only_keys[i][1]);
+        snprintf(want, sizeof(want), "x.json: backplane.%s: only for \"type\": \"redis\"",
+                 redis_only_keys[i][0]);
+        expect_error(json, want);
+    }
+    /* Refused whatever the value: even an invalid one gets this message, not a range error. */
+    expect_error("{\"backplane\":{\"type\":\"local\",\"max_pending\":0}," AUTH "}",
+                 "x.json: backplane.max_pending: only for \"type\": \"redis\"");
+    expect_error("{\"backplane\":{\"type\":\"local\",\"url\":\"rediss://h\"}," AUTH "}",
+                 "x.json: backplane.url: only for \"type\": \"redis\"");
+    /* An unknown key is still reported as unknown, before any of this. */
+    expect_error("{\"backplane\":{\"type\":\"local\",\"url\":\"redis://h\",\"host\":\"h\"}," AUTH
+                 "}",
+                 "x.json: backplane.host: unknown key");
+}
+
+/* With no "type", the backplane is "local" (the default), so the Redis keys are refused just as
+ * they are with "type": "local" -- not silently ignored while rtgate runs without Redis. */
+static void test_redis_keys_without_type_refused(void **state)
+{
+    char json[256], want[256], err[512], accepted[1024] = "";
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(redis_only_keys) / sizeof(redis_only_keys[0]); i++) {
+        snprintf(json, sizeof(json), "{\"backplane\":{\"%s\":%s}," AUTH "}", redis_only_keys[i][0],
+                 redis_only_keys[i][1]);
+        snprintf(want, sizeof(want), "x.json: backplane.%s: only for \"type\": \"redis\"",
+                 redis_only_keys[i][0]);
+        err[0] = '\0';
+        conf_init(&cf);
+        if (load(&cf, json, err, sizeof(err)) != -1)
+            note_case(accepted, sizeof(accepted), "%s (backplane_type \"%s\")", json,
+                      cf.backplane_type);
+        else
+            assert_string_equal(err, want);
+        conf_release(&cf);
+    }
+    if (accepted[0])
+        fail_msg("accepted: %s", accepted);
+}
+
+static void test_backplane_unknown_keys(void **state)
+{
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"host\":\"myhost\"}," AUTH "}",
+                 "x.json: backplane.host: unknown key");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"URL\":\"redis://h\"}," AUTH "}",
+                 "x.json: backplane.URL: unknown key");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"db\":1}," AUTH "}",
+                 "x.json: backplane.db: unknown key");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"connect_timeout\":100}," AUTH "}",
+                 "x.json: backplane.connect_timeout: unknown key");
+    /* Unknown keys are found before the type is even looked at. */
+    expect_error("{\"backplane\":{\"type\":\"x\",\"tyep\":\"redis\"}," AUTH "}",
+                 "x.json: backplane.tyep: unknown key");
+    expect_error("{\"backplane\":{\"redis\":{\"url\":\"redis://h\"}}," AUTH "}",
+                 "x.json: backplane.redis: unknown key");
+}
+
+static const char redis_full_json[] =
+    "{\n"
+    "  \"auth\": {\"jwt_secret\": \"" SECRET "\", \"api_keys\": [\"" KEY16 "\"]},\n"
+    "  \"backplane\": {\"type\": \"redis\",\n"
+    "                \"url\": \"redis://alice:from-url@redis.example:6390/7\",\n"
+    "                \"username\": \"bob\", \"password\": \"from-key\",\n"
+    "                \"connect_timeout_ms\": 500, \"history_ttl_s\": 3600,\n"
+    "                \"max_pending\": 123},\n"
+    "  \"cors\": {\"allowed_origins\": [\"https://app.example.com\", \"http://localhost:3000\"]}\n"
+    "}\n";
+
+static void test_redis_full(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf, redis_full_json);
+    assert_string_equal(cf.backplane_type, "redis");
+    assert_string_equal(cf.redis_host, "redis.example");
+    assert_int_equal(cf.redis_port, 6390);
+    assert_int_equal(cf.redis_db, 7);
+    assert_string_equal(cf.redis_username, "bob");
+    assert_string_equal(cf.redis_password, "from-key");
+    assert_int_equal(cf.redis_connect_timeout_ms, 500);
+    assert_int_equal(cf.redis_history_ttl_s, 3600);
+    assert_int_equal(cf.redis_max_pending, 123);
+    assert_int_equal(cf.n_cors_origins, 2);
+    assert_string_equal(cf.cors_origins[0], "https://app.example.com");
+    assert_string_equal(cf.cors_origins[1], "http://localhost:3000");
+    conf_release(&cf);
+}
+
+/* Loads {"cors":{"allowed_origins":[@origin]}}. */
+static int load_origin(struct conf *cf, const char *origin, char *err, size_t errlen)
+{
+    char json[512];
+
+    snprintf(json, sizeof(json), "{\"cors\":{\"allowed_origins\":[\"%s\"]}," AUTH "}", origin);
+    return load(cf, json, err, errlen);
+}
+
+static void test_cors_origins(void **state)
+{
+    static const char *const good[] = {
+        "*",
+        "http://localhost",
+        "http://localhost:3000",
+        "https://app.example.com",
+        "https://app.example.com:8443",
+        "http://127.0.0.1:8080",
+        "http://[::1]:3000",
+        "https://xn--bcher-kva.example",
+    };
+    char err[512] = "";
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        conf_init(&cf);
+        if (load_origin(&cf, good[i], err, sizeof(err)) != 0)
+            fail_msg("unexpected error: %s (for %s)", err, good[i]);
+        assert_int_equal(cf.n_cors_origins, 1);
+        assert_string_equal(cf.cors_origins[0], good[i]);
+        assert_null(cf.cors_origins[1]);
+        conf_release(&cf);
+    }
+
+    /* Several, in order; "*" may sit beside explicit origins. */
+    conf_init(&cf);
+    expect_ok(&cf, "{\"cors\":{\"allowed_origins\":[\"https://a.example\",\"*\","
+                   "\"http://b.example:81\"]}," AUTH "}");
+    assert_int_equal(cf.n_cors_origins, 3);
+    assert_string_equal(cf.cors_origins[0], "https://a.example");
+    assert_string_equal(cf.cors_origins[1], "*");
+    assert_string_equal(cf.cors_origins[2], "http://b.example:81");
+    conf_release(&cf);
+
+    /* Empty list and empty section: no CORS. */
+    conf_init(&cf);
+    expect_ok(&cf, "{\"cors\":{\"allowed_origins\":[]}," AUTH "}");
+    assert_int_equal(cf.n_cors_origins, 0);
+    expect_ok(&cf, "{\"cors\":{}," AUTH "}");
+    assert_int_equal(cf.n_cors_origins, 0);
+    conf_release(&cf);
+}
+
+static void test_cors_bad_origins(void **state)
+{
+    static const char *const bad[] = {
+        "",
+        "**",
+        " *",
+        "* ",
+        "app.example.com",
+        "//app.example.com",
+        "ftp://app.example.com",
+        "ws://app.example.com",
+        "http://",
+        "https://",
+        "https:/app.example.com",
+        "https://app.example.com/",
+        "https://app.example.com/path",
+        "https://app.example.com:8443/",
+        "http://a.example http://b.example",
+        "http://a.example,http://b.example",
+        "null",
+    };
+    char json[256], want[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(json, sizeof(json), "{\"cors\":{\"allowed_origins\":[\"%s\"]}," AUTH "}", bad[i]);
+        snprintf(want, sizeof(want),
+                 "x.json: cors.allowed_origins[0]: \"%s\" is not \"*\" or an origin like "
+                 "\"https://app.example.com\"",
+                 bad[i]);
+        expect_error(json, want);
+    }
+    /* The index is that of the offending element; the good ones before it are freed. */
+    expect_error("{\"cors\":{\"allowed_origins\":[\"https://a.example\",\"*\","
+                 "\"https://b.example/\"]}," AUTH "}",
+                 "x.json: cors.allowed_origins[2]: \"https://b.example/\" is not \"*\" or an "
+                 "origin like \"https://app.example.com\"");
+    expect_error("{\"cors\":{\"allowed_origins\":[\"https://a.example\",42]}," AUTH "}",
+                 "x.json: cors.allowed_origins[1]: must be a string, not an integer");
+    expect_error("{\"cors\":{\"allowed_origins\":[null]}," AUTH "}",
+                 "x.json: cors.allowed_origins[0]: must be a string, not null");
+    expect_error("{\"cors\":{\"allowed_origins\":\"https://a.example\"}," AUTH "}",
+                 "x.json: cors.allowed_origins: must be an array of strings, not a string");
+    expect_error("{\"cors\":{\"allowed_origins\":{}}," AUTH "}",
+                 "x.json: cors.allowed_origins: must be an array of strings, not an object");
+    expect_error("{\"cors\":{\"allowed_origins\":null}," AUTH "}",
+                 "x.json: cors.allowed_origins: must be an array of strings, not null");
+    expect_error("{\"cors\":[\"*\"]," AUTH "}", "x.json: cors: must be an object, not an array");
+    expect_error("{\"cors\":{\"origins\":[\"*\"]}," AUTH "}", "x.json: cors.origins: unknown key");
+    expect_error("{\"cors\":{\"allowed_origins\":[\"*\"],\"allow_credentials\":true}," AUTH "}",
+                 "x.json: cors.allow_credentials: unknown key");
+}
+
+/* "host[:port]": an origin needs a host, and a port if present is 1..65535 in digits. Such a
+ * value could never equal the Origin header a browser sends, so it is a typo to report. */
+static void test_cors_origin_needs_host_and_valid_port(void **state)
+{
+    static const char *const bad[] = {
+        "http://:3000",
+        "https://:",
+        "https://app.example.com:",
+        "https://app.example.com:abc",
+        "https://app.example.com:0",
+        "https://app.example.com:70000",
+        "http://localhost:80:80",
+    };
+    char err[512], accepted[1024] = "";
+    struct conf cf;
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        conf_init(&cf);
+        if (load_origin(&cf, bad[i], err, sizeof(err)) != -1)
+            note_case(accepted, sizeof(accepted), "\"%s\"", bad[i]);
+        else
+            assert_int_equal(strncmp(err, "x.json: cors.allowed_origins[0]: ", 33), 0);
+        conf_release(&cf);
+    }
+    if (accepted[0])
+        fail_msg("accepted origins: %s", accepted);
+}
+
+static void test_cors_too_many(void **state)
+{
+    char json[2048];
+    struct conf cf;
+    size_t n;
+
+    n = (size_t)snprintf(json, sizeof(json), "{" AUTH ",\"cors\":{\"allowed_origins\":[");
+    for (int i = 0; i < CONF_MAX_ORIGINS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"https://app%02d.example\"",
+                              i ? "," : "", i);
+    snprintf(json + n, sizeof(json) - n, "]}}");
+    conf_init(&cf);
+    expect_ok(&cf, json);
+    assert_int_equal(cf.n_cors_origins, CONF_MAX_ORIGINS);
+    assert_string_equal(cf.cors_origins[0], "https://app00.example");
+    assert_string_equal(cf.cors_origins[CONF_MAX_ORIGINS - 1], "https://app15.example");
+    conf_release(&cf);
+
+    snprintf(json + n, sizeof(json) - n, ",\"*\"]}}");
+    expect_error(json, "x.json: cors.allowed_origins: at most 16 origins, not 17");
+    /* Counted before any element is checked. */
+    snprintf(json + n, sizeof(json) - n, ",42]}}");
+    expect_error(json, "x.json: cors.allowed_origins: at most 16 origins, not 17");
+}
+
+/* A NUL inside a JSON string ("\u0000") would cut a url or origin short when read as a C
+ * string; jansson refuses it (no JSON_ALLOW_NUL), so it never reaches the checks. */
+static void test_embedded_nul_rejected(void **state)
+{
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://h\\u0000:1\"}}",
+                 "x.json: line 1 column 54: \\u0000 is not allowed without JSON_ALLOW_NUL near "
+                 "'\"redis://h\\u0000:1\"'");
+    expect_error("{\"cors\":{\"allowed_origins\":[\"https://a.example\\u0000.evil\"]}}",
+                 "x.json: line 1 column 58: \\u0000 is not allowed without JSON_ALLOW_NUL");
+}
+
+/* conf_release() frees every string a load can allocate (the cmocka leak checker fails the test
+ * otherwise) and leaves the struct empty; a second release is harmless. */
+static void test_release_frees_everything(void **state)
+{
+    char json[2048];
+    struct conf cf;
+    size_t n;
+
+    conf_init(&cf);
+    expect_ok(&cf, redis_full_json);
+    conf_release(&cf);
+    assert_null(cf.path);
+    assert_null(cf.listen_address);
+    assert_null(cf.jwt_secret);
+    assert_int_equal(cf.jwt_secret_len, 0);
+    assert_int_equal(cf.n_api_keys, 0);
+    assert_null(cf.api_keys[0]);
+    assert_null(cf.backplane_type);
+    assert_null(cf.redis_host);
+    assert_null(cf.redis_username);
+    assert_null(cf.redis_password);
+    assert_int_equal(cf.n_cors_origins, 0);
+    assert_null(cf.cors_origins[0]);
+    assert_null(cf.cors_origins[1]);
+    conf_release(&cf);
+
+    /* Every array full, and credentials from the URL only. */
+    n = (size_t)snprintf(json, sizeof(json),
+                         "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://u:p@h:1/1\"},"
+                         "\"auth\":{\"jwt_secret\":\"" SECRET "\",\"api_keys\":[");
+    for (int i = 0; i < CONF_MAX_API_KEYS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"api-key-%02d-0123456789\"",
+                              i ? "," : "", i);
+    n += (size_t)snprintf(json + n, sizeof(json) - n, "]},\"cors\":{\"allowed_origins\":[");
+    for (int i = 0; i < CONF_MAX_ORIGINS; i++)
+        n += (size_t)snprintf(json + n, sizeof(json) - n, "%s\"https://app%02d.example\"",
+                              i ? "," : "", i);
+    snprintf(json + n, sizeof(json) - n, "]}}");
+    conf_init(&cf);
+    expect_ok(&cf, json);
+    assert_int_equal(cf.n_api_keys, CONF_MAX_API_KEYS);
+    assert_int_equal(cf.n_cors_origins, CONF_MAX_ORIGINS);
+    assert_string_equal(cf.redis_username, "u");
+    assert_string_equal(cf.redis_password, "p");
+    conf_release(&cf);
+    for (int i = 0; i < CONF_MAX_ORIGINS; i++)
+        assert_null(cf.cors_origins[i]);
+    assert_null(cf.redis_username);
+    assert_null(cf.redis_password);
+}
+
+/* Reloading replaces the Redis and CORS values (the old strings freed), a load without them goes
+ * back to the defaults, and a failed load keeps the previous values. */
+static void test_reload_redis_and_cors(void **state)
+{
+    char err[512];
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf, redis_full_json);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://:pw2@other\"},"
+                   "\"cors\":{\"allowed_origins\":[\"*\"]}," AUTH "}");
+    assert_string_equal(cf.redis_host, "other");
+    assert_int_equal(cf.redis_port, 6379);
+    assert_int_equal(cf.redis_db, 0);
+    assert_null(cf.redis_username);
+    assert_string_equal(cf.redis_password, "pw2");
+    assert_int_equal(cf.redis_connect_timeout_ms, 2000);
+    assert_int_equal(cf.n_cors_origins, 1);
+    assert_string_equal(cf.cors_origins[0], "*");
+    assert_null(cf.cors_origins[1]);
+
+    /* Fails late (cors is checked after backplane): the new Redis strings are freed, the old
+     * ones kept. */
+    assert_int_equal(load(&cf,
+                          "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://u:p@third:1/2\"},"
+                          "\"cors\":{\"allowed_origins\":[\"bad\"]}," AUTH "}",
+                          err, sizeof(err)),
+                     -1);
+    assert_string_equal(err, "x.json: cors.allowed_origins[0]: \"bad\" is not \"*\" or an origin "
+                             "like \"https://app.example.com\"");
+    assert_string_equal(cf.backplane_type, "redis");
+    assert_string_equal(cf.redis_host, "other");
+    assert_string_equal(cf.redis_password, "pw2");
+    assert_int_equal(cf.n_cors_origins, 1);
+
+    expect_ok(&cf, "{" AUTH "}");
+    assert_defaults(&cf);
+    conf_release(&cf);
+}
 static void test_syntax_errors(void **state)
 {
     /* jansson's column is that of the token's last character. */
@@ -579,6 +1336,25 @@ int main(void)
         cmocka_unit_test(test_longpoll_default_over_max),
         cmocka_unit_test(test_ws_idle_not_over_ping),
         cmocka_unit_test(test_backplane_type),
+        cmocka_unit_test(test_redis_defaults),
+        cmocka_unit_test(test_redis_url_forms),
+        cmocka_unit_test(test_redis_url_errors),
+        cmocka_unit_test(test_redis_url_error_after_credentials),
+        cmocka_unit_test(test_redis_url_error_hides_password),
+        cmocka_unit_test(test_redis_url_numbers_strict),
+        cmocka_unit_test(test_redis_credentials),
+        cmocka_unit_test(test_redis_numeric_ranges),
+        cmocka_unit_test(test_redis_keys_refused_for_local),
+        cmocka_unit_test(test_redis_keys_without_type_refused),
+        cmocka_unit_test(test_backplane_unknown_keys),
+        cmocka_unit_test(test_redis_full),
+        cmocka_unit_test(test_cors_origins),
+        cmocka_unit_test(test_cors_bad_origins),
+        cmocka_unit_test(test_cors_origin_needs_host_and_valid_port),
+        cmocka_unit_test(test_cors_too_many),
+        cmocka_unit_test(test_embedded_nul_rejected),
+        cmocka_unit_test(test_release_frees_everything),
+        cmocka_unit_test(test_reload_redis_and_cors),
         cmocka_unit_test(test_syntax_errors),
         cmocka_unit_test(test_small_error_buffer),
         cmocka_unit_test(test_load_file),
