@@ -97,9 +97,12 @@ async function run(label, nodes, extraPids = []) {
           state.seen.add(key);
           state.got++;
           state.lat.push(now - f.data.t);
+          // the guarantee is id order per topic (the order Redis stored them in); two
+          // concurrent publishes to one user may be stored in either order
+          const [ms, sq] = f.id.split('-').map(BigInt);
           const prev = state.last.get(f.topic);
-          if (prev !== undefined && f.data.seq <= prev) state.disorder++;
-          state.last.set(f.topic, f.data.seq);
+          if (prev !== undefined && (ms < prev[0] || (ms === prev[0] && sq <= prev[1]))) state.disorder++;
+          state.last.set(f.topic, [ms, sq]);
         });
         ws.on('error', reject);
       }));
