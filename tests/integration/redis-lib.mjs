@@ -44,22 +44,24 @@ export async function waitFor(pred, timeoutMs, what, every = 20) {
 }
 
 // A redis-server without persistence. start() may be called again after stop() (same port).
-export async function startRedis(port) {
+export async function startRedis(port, extraArgs = []) {
   port = port || (await freePort());
   const dir = mkdtempSync(join(tmpdir(), 'rtgate-redis-'));
   const r = { port, dir, url: `redis://127.0.0.1:${port}/0`, proc: null, out: '', exited: null };
   r.start = async () => {
     const proc = spawn('redis-server', [
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
-      '--dir', dir, '--protected-mode', 'no', '--loglevel', 'notice',
+      '--dir', dir, '--protected-mode', 'no', '--loglevel', 'notice', ...extraArgs,
     ], { stdio: ['ignore', 'pipe', 'pipe'] });
     r.proc = proc;
     proc.stdout.on('data', (d) => (r.out += d));
     proc.stderr.on('data', (d) => (r.out += d));
     r.exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
     const mark = r.out.length;
+    let closed = false;
+    proc.on('close', () => (closed = true)); // after its output has been read
     await waitFor(() => {
-      if (proc.exitCode !== null || proc.signalCode !== null) throw new Error('redis-server exited:\n' + r.out);
+      if (closed) throw new Error(`redis-server ${proc.spawnargs.slice(1).join(' ')} exited:\n` + r.out.slice(mark));
       return r.out.slice(mark).includes('Ready to accept connections');
     }, 10000, `redis-server on port ${port}`);
   };
@@ -71,8 +73,9 @@ export async function startRedis(port) {
     await r.exited;
     clearTimeout(killer);
   };
+  r.cliArgs = [];
   r.cli = (...args) => new Promise((resolve, reject) => {
-    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10000 }, (err, stdout, stderr) => {
+    execFile('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...r.cliArgs, ...args], { timeout: 10000 }, (err, stdout, stderr) => {
       if (err) reject(new Error(`redis-cli ${args.join(' ')}: ${err.message} ${stderr}`));
       else resolve(stdout);
     });
@@ -105,8 +108,9 @@ export async function waitReady(gw, timeoutMs = 15000) {
 // cl = { redis, nodes: [gw...], kill(i) }. Afterwards every node still running is stopped with
 // SIGTERM and, if fn passed, must exit 0; Redis is stopped by pid. On failure the logs of all
 // nodes (and Redis) are attached to the error.
-export async function withCluster({ nodes = 3, overrides = {} } = {}, fn) {
-  const redis = await startRedis();
+export async function withCluster({ nodes = 3, overrides = {}, redisArgs = [], cliArgs = [] } = {}, fn) {
+  const redis = await startRedis(0, redisArgs);
+  redis.cliArgs = cliArgs;
   const gws = [];
   const cl = { redis, nodes: gws };
   let failed = null;
