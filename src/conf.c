@@ -27,7 +27,7 @@ struct parse {
 };
 
 static const char *const top_keys[] = {
-    "listen", "log_level",           "history",   "sse", "websocket", "longpoll", "limits",
+    "listen", "log_level",           "history",   "sse",  "websocket", "longpoll", "limits",
     "auth",   "shutdown_timeout_ms", "backplane", "cors", NULL};
 static const char *const listen_keys[] = {"address", "port", NULL};
 static const char *const history_keys[] = {"size", NULL};
@@ -43,8 +43,8 @@ static const char *const limits_keys[] = {"max_message_bytes",
                                           NULL};
 static const char *const auth_keys[] = {"jwt_secret", "api_keys", NULL};
 static const char *const backplane_keys[] = {
-    "type", "url", "username", "password", "connect_timeout_ms", "history_ttl_s", "max_pending",
-    NULL};
+    "type",          "url",         "username", "password", "connect_timeout_ms",
+    "history_ttl_s", "max_pending", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 
 static char *xstrdup(const char *s)
@@ -76,21 +76,14 @@ static int fail(struct parse *p, const char *sec, const char *key, const char *f
 static const char *type_name(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return "an object";
-    case JSON_ARRAY:
-        return "an array";
-    case JSON_STRING:
-        return "a string";
-    case JSON_INTEGER:
-        return "an integer";
-    case JSON_REAL:
-        return "a floating-point number";
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER: return "an integer";
+    case JSON_REAL: return "a floating-point number";
     case JSON_TRUE:
-    case JSON_FALSE:
-        return "a boolean";
-    case JSON_NULL:
-        return "null";
+    case JSON_FALSE: return "a boolean";
+    case JSON_NULL: return "null";
     }
     return "an unknown type";
 }
@@ -353,7 +346,8 @@ static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
     long v;
 
     if (strncmp(url, "redis://", 8) != 0)
-        return fail(p, "backplane", "url", "must start with redis:// (TLS to Redis is not supported)");
+        return fail(p, "backplane", "url",
+                    "must start with redis:// (TLS to Redis is not supported)");
     slash = strchr(h, '/');
     end = slash ? slash : h + strlen(h);
     at = memchr(h, '@', (size_t)(end - h));

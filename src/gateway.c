@@ -73,9 +73,8 @@ int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t e
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
     signal(SIGPIPE, SIG_IGN);
-    log_notice("gateway: listening on http://%s:%d (backplane %s, rtgate %s)",
-               cf->listen_address, http_server_port(gw->http), gw->bp->ops->name,
-               RTGATE_VERSION);
+    log_notice("gateway: listening on http://%s:%d (backplane %s, rtgate %s)", cf->listen_address,
+               http_server_port(gw->http), gw->bp->ops->name, RTGATE_VERSION);
     return 0;
 
 free_hub:

@@ -48,8 +48,7 @@ int api_on_get(struct conn *c, const char *path)
         if (srv->draining)
             return http_respond(c, 503, NULL, "{\"status\":\"draining\"}", 21, NULL);
         if (srv->bp && !srv->bp->ops->is_ready(srv->bp))
-            return http_respond(c, 503, NULL, "{\"status\":\"backplane unavailable\"}", 34,
-                                NULL);
+            return http_respond(c, 503, NULL, "{\"status\":\"backplane unavailable\"}", 34, NULL);
         return http_respond(c, 200, NULL, "{\"status\":\"ready\"}", 18, NULL);
     }
     if (strcmp(path, "/metrics") == 0) {
@@ -238,8 +237,8 @@ int api_on_body_done(struct conn *c)
     xfree(c->body);
     c->body = NULL;
     c->body_len = 0;
-    hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
-                on_published, pub_req_new(c, topic, (size_t)tlen, NULL));
+    hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text), on_published,
+                pub_req_new(c, topic, (size_t)tlen, NULL));
     free(text);
     json_decref(req);
     return 0;

@@ -261,8 +261,7 @@ int poll_on_request(struct conn *c, int hold)
     earliest = http_arg(c, "since=", since, sizeof(since)) > 0 && strcmp(since, "earliest") == 0;
     if (hold && (timeout = parse_timeout(c)) < 0)
         return http_error(c, 400, "timeout must be a whole number of seconds");
-    if (http_apply_cursor(c, n > 0 ? cur_text : NULL, n > 0 ? (size_t)n : 0, earliest, &cur) !=
-        0)
+    if (http_apply_cursor(c, n > 0 ? cur_text : NULL, n > 0 ? (size_t)n : 0, earliest, &cur) != 0)
         return 0;
     cursor_release(&cur);
     if (hold)

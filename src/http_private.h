@@ -76,9 +76,9 @@ struct conn {
 
     /* Streams. */
     struct stream_topics *topics;
-    uint64_t deadline_ms; /* long-poll: answer empty at this time */
-    struct msg *scratch;  /* SSE frame composed for a multi-topic stream, being written */
-    size_t pending;       /* SSE: topics not yet live (writing waits); poll: fetches running */
+    uint64_t deadline_ms;    /* long-poll: answer empty at this time */
+    struct msg *scratch;     /* SSE frame composed for a multi-topic stream, being written */
+    size_t pending;          /* SSE: topics not yet live (writing waits); poll: fetches running */
     struct ws_pending *acks; /* WebSocket: subscribes waiting for their topic to go live */
     struct poll_state *poll; /* poll/long-poll: fetched results */
     struct pub_req *pubs;    /* publishes waiting for the backplane; detached on close */
@@ -134,8 +134,7 @@ int http_may_read(const struct conn *c, const char *topic, size_t len);
 int http_parse_topics(struct conn *c);
 /* Applies the cursor text @s (may be NULL) to c->topics: positions from it where present, else
  * "now" (or the oldest retained when @earliest). Returns 0 or -1 after answering 400. */
-int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest,
-                      struct cursor *cur);
+int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest, struct cursor *cur);
 static inline int pos_is_set(const struct cursor_pos *p)
 {
     return p->epoch[0] != '\0';

@@ -15,14 +15,14 @@
 #include "rtgate/util.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
-#define TICK_MS 250
-#define SWEEP_MS 2000
+#define TICK_MS          250
+#define SWEEP_MS         2000
 #define RESP_HEADERS_MAX 1024
 
 uint64_t http_now_ms(void)
@@ -202,8 +202,7 @@ int http_parse_topics(struct conn *c)
     return 0;
 }
 
-int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest,
-                      struct cursor *cur)
+int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest, struct cursor *cur)
 {
     cur->raw = NULL;
     cur->n = 0;
@@ -358,12 +357,9 @@ static int on_http_writable(struct conn *c)
     if (!c || !c->srv)
         return 0;
     switch (c->kind) {
-    case CONN_SSE:
-        return sse_on_writable(c);
-    case CONN_LONGPOLL:
-        return poll_on_writable(c);
-    default:
-        return http_write_response(c);
+    case CONN_SSE: return sse_on_writable(c);
+    case CONN_LONGPOLL: return poll_on_writable(c);
+    default: return http_write_response(c);
     }
 }
 
@@ -384,9 +380,9 @@ static const struct {
     const char *path;
     enum method method;
 } routes[] = {
-    {"/v1/sse", M_GET},      {"/v1/poll", M_GET},     {"/v1/longpoll", M_GET},
-    {"/v1/ws", M_GET},       {"/v1/messages", M_POST}, {"/v1/publish", M_POST},
-    {"/healthz", M_GET},     {"/readyz", M_GET},      {"/metrics", M_GET},
+    {"/v1/sse", M_GET},  {"/v1/poll", M_GET},      {"/v1/longpoll", M_GET},
+    {"/v1/ws", M_GET},   {"/v1/messages", M_POST}, {"/v1/publish", M_POST},
+    {"/healthz", M_GET}, {"/readyz", M_GET},       {"/metrics", M_GET},
 };
 
 /* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and
@@ -472,41 +468,28 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
     return api_on_get(c, path);
 }
 
-static int callback_rtgate(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                           void *in, size_t len)
+static int callback_rtgate(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                           size_t len)
 {
     struct conn *c = user;
 
     switch (reason) {
-    case LWS_CALLBACK_HTTP:
-        return on_http(c, wsi, in);
-    case LWS_CALLBACK_HTTP_BODY:
-        return c && c->srv ? api_on_body(c, in, len) : -1;
-    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-        return c && c->srv ? api_on_body_done(c) : -1;
-    case LWS_CALLBACK_HTTP_WRITEABLE:
-        return on_http_writable(c);
+    case LWS_CALLBACK_HTTP: return on_http(c, wsi, in);
+    case LWS_CALLBACK_HTTP_BODY: return c && c->srv ? api_on_body(c, in, len) : -1;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION: return c && c->srv ? api_on_body_done(c) : -1;
+    case LWS_CALLBACK_HTTP_WRITEABLE: return on_http_writable(c);
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
         /* also sent when an upgraded connection leaves HTTP: the WebSocket state stays */
         if (c && c->kind != CONN_WS)
             conn_release(c);
         return 0;
-    case LWS_CALLBACK_CLOSED_HTTP:
-        conn_release(c);
-        return 0;
-    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-        return ws_on_filter(c, wsi);
-    case LWS_CALLBACK_ESTABLISHED:
-        return ws_on_established(c, wsi);
-    case LWS_CALLBACK_RECEIVE:
-        return c && c->srv ? ws_on_receive(c, in, len) : -1;
-    case LWS_CALLBACK_SERVER_WRITEABLE:
-        return c && c->srv ? ws_on_writable(c) : -1;
-    case LWS_CALLBACK_CLOSED:
-        conn_release(c);
-        return 0;
-    default:
-        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    case LWS_CALLBACK_CLOSED_HTTP: conn_release(c); return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: return ws_on_filter(c, wsi);
+    case LWS_CALLBACK_ESTABLISHED: return ws_on_established(c, wsi);
+    case LWS_CALLBACK_RECEIVE: return c && c->srv ? ws_on_receive(c, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE: return c && c->srv ? ws_on_writable(c) : -1;
+    case LWS_CALLBACK_CLOSED: conn_release(c); return 0;
+    default: return lws_callback_http_dummy(wsi, reason, user, in, len);
     }
 }
 
@@ -543,8 +526,7 @@ static void on_tick(uv_timer_t *t)
         srv->next_heartbeat_ms = now + srv->cf->sse_heartbeat_ms;
     if (sweep)
         srv->next_sweep_ms = now + SWEEP_MS;
-    dlist_for_each(pos, &srv->held)
-    {
+    dlist_for_each (pos, &srv->held) {
         struct conn *c = dlist_entry(pos, struct conn, link);
 
         if (c->closing)
@@ -576,8 +558,10 @@ static void emit_lws_log(int level, const char *line)
 
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    log_write(level == LLL_ERR ? LOG_ERR : level == LLL_WARN ? LOG_WARN : LOG_DEBUG, "lws: %.*s",
-              (int)n, line);
+    log_write(level == LLL_ERR    ? LOG_ERR
+              : level == LLL_WARN ? LOG_WARN
+                                  : LOG_DEBUG,
+              "lws: %.*s", (int)n, line);
 }
 
 struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
@@ -661,15 +645,13 @@ void http_server_drain(struct http_server *srv, http_server_stopped_fn *fn, void
     srv->on_stopped = fn;
     srv->on_stopped_ud = ud;
     srv->drain_deadline_ms = http_now_ms() + srv->cf->shutdown_timeout_ms;
-    dlist_for_each(pos, &srv->sockets)
-    {
+    dlist_for_each (pos, &srv->sockets) {
         struct conn *c = dlist_entry(pos, struct conn, link);
 
         c->drain = 1; /* flush what was accepted, then close with 1001 */
         lws_callback_on_writable(c->wsi);
     }
-    dlist_for_each(pos, &srv->held)
-    {
+    dlist_for_each (pos, &srv->held) {
         struct conn *c = dlist_entry(pos, struct conn, link);
 
         if (c->kind == CONN_LONGPOLL) {

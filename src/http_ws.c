@@ -30,8 +30,7 @@ static void ws_kick(struct sub *s, enum sub_kick why)
     struct conn *c = container_of(s, struct conn, sub);
 
     metrics_inc(M_SLOW_CONSUMERS);
-    log_info("ws: cutting slow consumer '%s' (%zu messages queued)", c->id.sub,
-             sendq_len(&c->q));
+    log_info("ws: cutting slow consumer '%s' (%zu messages queued)", c->id.sub, sendq_len(&c->q));
     /* write what is queued (the client resumes from the last cursor it got), then close */
     c->drain = 1;
     c->close_code = 1013;
@@ -66,8 +65,10 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
     int n = snprintf(p, 512,
                      "HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n"
                      "content-length: %d\r\nconnection: close\r\n\r\n{\"error\":\"%s\"}",
-                     status, status == 401 ? "Unauthorized" : status == 404 ? "Not Found"
-                                                                           : "Service Unavailable",
+                     status,
+                     status == 401   ? "Unauthorized"
+                     : status == 404 ? "Not Found"
+                                     : "Service Unavailable",
                      bl, reason);
 
     lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);

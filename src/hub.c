@@ -29,11 +29,11 @@ struct hub_topic {
     struct dlist subs; /* struct hub_link.by_topic */
     size_t n_subs;
     struct history hist;
-    struct msg_id last; /* newest id delivered here, survives eviction */
+    struct msg_id last;            /* newest id delivered here, survives eviction */
     char epoch[MSG_EPOCH_LEN + 1]; /* of the newest message seen (for resync) */
     enum bp_state bp_state;
-    unsigned resyncing : 1;  /* re-reading the backplane's history after an outage */
-    struct msgbuf pending;   /* live messages held while resyncing */
+    unsigned resyncing : 1; /* re-reading the backplane's history after an outage */
+    struct msgbuf pending;  /* live messages held while resyncing */
     struct hub_fetch *resync;
     size_t len;
     char name[]; /* NUL-terminated */
@@ -165,8 +165,7 @@ void hub_free(struct hub *h)
             struct dlist *pos, *tmp;
 
             next = t->next;
-            dlist_for_each_safe(pos, tmp, &t->subs)
-            {
+            dlist_for_each_safe (pos, tmp, &t->subs) {
                 struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
                 dlist_remove(&l->by_sub);
@@ -331,8 +330,7 @@ static void on_fetched(void *ud, const struct hub_history *res)
 }
 
 struct hub_fetch *hub_fetch(struct hub *h, const char *topic, size_t len,
-                            const struct cursor_pos *from, size_t max, hub_history_fn *fn,
-                            void *ud)
+                            const struct cursor_pos *from, size_t max, hub_history_fn *fn, void *ud)
 {
     struct hub_fetch *f = xcalloc(1, sizeof(*f));
 
@@ -372,8 +370,8 @@ static void start_replay(struct hub *h, struct hub_link *l)
     struct hub_fetch *f;
 
     /* Live only still asks for the position (max 0), so ready() can tell where it starts. */
-    f = hub_fetch(h, t->name, t->len, l->from.topic ? &l->from : NULL,
-                  l->from.topic ? SIZE_MAX : 0, on_link_history, l);
+    f = hub_fetch(h, t->name, t->len, l->from.topic ? &l->from : NULL, l->from.topic ? SIZE_MAX : 0,
+                  on_link_history, l);
     if (f && l->replaying)
         l->req = f;
 }
@@ -388,8 +386,7 @@ int hub_subscribe_from(struct hub *h, struct sub *s, const char *topic, size_t l
     if (!topic_is_valid(topic, len))
         return -1;
     t = get_topic(h, topic, len);
-    dlist_for_each(pos, &s->links)
-    {
+    dlist_for_each (pos, &s->links) {
         if (dlist_entry(pos, struct hub_link, by_sub)->topic == t)
             return 0;
     }
@@ -447,8 +444,7 @@ int hub_unsubscribe(struct hub *h, struct sub *s, const char *topic, size_t len)
 {
     struct dlist *pos;
 
-    dlist_for_each(pos, &s->links)
-    {
+    dlist_for_each (pos, &s->links) {
         struct hub_link *l = dlist_entry(pos, struct hub_link, by_sub);
 
         if (l->topic->len == len && memcmp(l->topic->name, topic, len) == 0) {
@@ -463,8 +459,7 @@ void hub_unsubscribe_all(struct hub *h, struct sub *s)
 {
     struct dlist *pos, *tmp;
 
-    dlist_for_each_safe(pos, tmp, &s->links)
-    {
+    dlist_for_each_safe (pos, tmp, &s->links) {
         unlink_sub(h, dlist_entry(pos, struct hub_link, by_sub));
     }
 }
@@ -481,8 +476,7 @@ static void ingest(struct hub *h, struct hub_topic *t, struct msg *m)
         history_push(&t->hist, m);
     h->n_published++;
     /* deliver() never unsubscribes synchronously (kick is deferred), so the list is stable */
-    dlist_for_each_safe(pos, tmp, &t->subs)
-    {
+    dlist_for_each_safe (pos, tmp, &t->subs) {
         struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
         if (l->sub->kicked)
@@ -527,8 +521,7 @@ static void on_resynced(void *ud, const struct hub_history *res)
     t->resync = NULL;
     t->resyncing = 0;
     if (res->status == 0 && res->reset) {
-        dlist_for_each(pos, &t->subs)
-        {
+        dlist_for_each (pos, &t->subs) {
             struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
             if (!l->sub->kicked)
@@ -567,8 +560,7 @@ void hub_on_backplane_subscribed(struct hub *h, const char *topic, size_t len, i
         return;
     t->bp_state = BP_SUBSCRIBED;
     /* re-read from the oldest position a live subscriber has (each then dedupes by id) */
-    dlist_for_each(pos, &t->subs)
-    {
+    dlist_for_each (pos, &t->subs) {
         struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
         if (!l->replaying && !l->sub->kicked) {
@@ -589,8 +581,7 @@ void hub_on_backplane_subscribed(struct hub *h, const char *topic, size_t len, i
         if (f && t->resyncing)
             t->resync = f;
     }
-    dlist_for_each_safe(pos, tmp, &t->subs)
-    {
+    dlist_for_each_safe (pos, tmp, &t->subs) {
         struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
         if (l->replaying && !l->req)
@@ -609,8 +600,8 @@ void hub_for_each_topic(struct hub *h, void (*fn)(void *ud, const char *topic, s
             }
 }
 
-void hub_local_history(struct hub *h, const char *topic, size_t len,
-                       const struct cursor_pos *from, size_t max, struct hub_history *res)
+void hub_local_history(struct hub *h, const char *topic, size_t len, const struct cursor_pos *from,
+                       size_t max, struct hub_history *res)
 {
     struct hub_topic *t = find_topic(h, topic, len);
     size_t first = 0, n;

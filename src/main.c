@@ -6,10 +6,10 @@
 #include "rtgate/util.h"
 
 #include <getopt.h>
-#include <sys/resource.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #ifndef RTGATE_DEFAULT_CONFIG
 #define RTGATE_DEFAULT_CONFIG "/etc/rtgate/rtgate.json"
@@ -17,20 +17,19 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: rtgate [--config FILE] [--check-config]\n"
-            "       rtgate token --sub USER [--ttl SECONDS] [--config FILE]\n"
-            "       rtgate --version | --help\n"
-            "\n"
-            "  -c, --config FILE   configuration file (default " RTGATE_DEFAULT_CONFIG ")\n"
-            "  -t, --check-config  check the configuration and exit (0 ok, 1 bad)\n"
-            "  -v, --version       print the version and exit\n"
-            "  -h, --help          print this help and exit\n"
-            "\n"
-            "  token               print an HS256 JWT for USER signed with auth.jwt_secret\n"
-            "                      (default --ttl 3600), for trying things out\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT drain and exit 0.\n");
+    fprintf(f, "usage: rtgate [--config FILE] [--check-config]\n"
+               "       rtgate token --sub USER [--ttl SECONDS] [--config FILE]\n"
+               "       rtgate --version | --help\n"
+               "\n"
+               "  -c, --config FILE   configuration file (default " RTGATE_DEFAULT_CONFIG ")\n"
+               "  -t, --check-config  check the configuration and exit (0 ok, 1 bad)\n"
+               "  -v, --version       print the version and exit\n"
+               "  -h, --help          print this help and exit\n"
+               "\n"
+               "  token               print an HS256 JWT for USER signed with auth.jwt_secret\n"
+               "                      (default --ttl 3600), for trying things out\n"
+               "\n"
+               "Signals: SIGTERM/SIGINT drain and exit 0.\n");
 }
 
 /* Each connection is a descriptor: take the whole hard limit systemd or the shell allows. */
@@ -42,7 +41,8 @@ static void raise_nofile(void)
         return;
     rl.rlim_cur = rl.rlim_max;
     if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
-        log_warn("main: cannot raise the open-files limit to %llu", (unsigned long long)rl.rlim_max);
+        log_warn("main: cannot raise the open-files limit to %llu",
+                 (unsigned long long)rl.rlim_max);
 }
 
 static int cmd_token(struct conf *cf, int argc, char **argv)
@@ -61,9 +61,7 @@ static int cmd_token(struct conf *cf, int argc, char **argv)
         char *end;
 
         switch (c) {
-        case 's':
-            sub = optarg;
-            break;
+        case 's': sub = optarg; break;
         case 'l':
             ttl = strtol(optarg, &end, 10);
             if (*end || ttl <= 0) {
@@ -71,17 +69,15 @@ static int cmd_token(struct conf *cf, int argc, char **argv)
                 return 2;
             }
             break;
-        default:
-            usage(stderr);
-            return 2;
+        default: usage(stderr); return 2;
         }
     }
     if (!sub) {
         fprintf(stderr, "rtgate token: --sub USER is required\n");
         return 2;
     }
-    if (auth_sign_jwt(cf->jwt_secret, cf->jwt_secret_len, sub, now, now + ttl, tok,
-                      sizeof(tok)) < 0) {
+    if (auth_sign_jwt(cf->jwt_secret, cf->jwt_secret_len, sub, now, now + ttl, tok, sizeof(tok)) <
+        0) {
         fprintf(stderr, "rtgate token: invalid user id \"%s\" (allowed: A-Z a-z 0-9 _ . @ -)\n",
                 sub);
         return 1;
@@ -105,21 +101,11 @@ int main(int argc, char **argv)
 
     while ((c = getopt_long(argc, argv, "+c:tvh", opts, NULL)) != -1) {
         switch (c) {
-        case 'c':
-            path = optarg;
-            break;
-        case 't':
-            check = 1;
-            break;
-        case 'v':
-            printf("rtgate %s\n", RTGATE_VERSION);
-            return 0;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
+        case 'c': path = optarg; break;
+        case 't': check = 1; break;
+        case 'v': printf("rtgate %s\n", RTGATE_VERSION); return 0;
+        case 'h': usage(stdout); return 0;
+        default: usage(stderr); return 2;
         }
     }
     if (optind < argc) {

@@ -99,15 +99,16 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
     cur_len = cursor_format(&pos, 1, cur, sizeof(cur));
     /* topic and from are validated ids ([A-Za-z0-9_.@:-]): no JSON escaping needed. */
     if (from_len)
-        head_len = snprintf(head, sizeof(head), "\"id\":\"%s\",\"topic\":\"%.*s\",\"from\":\"%.*s\","
-                                                "\"ts\":%" PRIu64 ",\"data\":",
+        head_len = snprintf(head, sizeof(head),
+                            "\"id\":\"%s\",\"topic\":\"%.*s\",\"from\":\"%.*s\","
+                            "\"ts\":%" PRIu64 ",\"data\":",
                             idstr, (int)topic_len, topic, (int)from_len, from, ts);
     else
-        head_len = snprintf(head, sizeof(head),
-                            "\"id\":\"%s\",\"topic\":\"%.*s\",\"from\":null,\"ts\":%" PRIu64
-                            ",\"data\":",
-                            idstr, (int)topic_len, topic, ts);
-    env_len = 1 + (size_t)head_len + data_len + 1;                       /* {head data} */
+        head_len = snprintf(
+            head, sizeof(head),
+            "\"id\":\"%s\",\"topic\":\"%.*s\",\"from\":null,\"ts\":%" PRIu64 ",\"data\":", idstr,
+            (int)topic_len, topic, ts);
+    env_len = 1 + (size_t)head_len + data_len + 1;                        /* {head data} */
     ws_len = 18 + (size_t)head_len + data_len + 11 + (size_t)cur_len + 2; /* see below */
     sse_len = 4 + (size_t)cur_len + 7 + env_len + 2;
     total = sizeof(*m) + topic_len + 1 + (size_t)cur_len + 1 + MSG_HEADROOM + ws_len +
@@ -179,8 +180,8 @@ struct msg *msg_new_reset(const char *topic, size_t len, const char *epoch)
     if (len > TOPIC_MAX_LEN)
         len = TOPIC_MAX_LEN;
     wn = snprintf(ws, sizeof(ws), "{\"type\":\"reset\",\"topic\":\"%.*s\"}", (int)len, topic);
-    sn = snprintf(sse, sizeof(sse), "event: reset\ndata: {\"topic\":\"%.*s\"}\n\n", (int)len,
-                  topic);
+    sn =
+        snprintf(sse, sizeof(sse), "event: reset\ndata: {\"topic\":\"%.*s\"}\n\n", (int)len, topic);
     /* a frame with room for its own copy of the topic name after the SSE bytes */
     m = xcalloc(1, sizeof(*m) + 2 * MSG_HEADROOM + (size_t)wn + 1 + (size_t)sn + 1 + len + 1);
     m->refs = 1;

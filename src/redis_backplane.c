@@ -28,7 +28,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
-#define ZERO_EPOCH "0000000000000000"
+#define ZERO_EPOCH     "0000000000000000"
 
 /* KEYS: stream, epoch key. ARGV: channel, maxlen, ttl, from, data. Returns {id, epoch}. A new
  * (or lost and recreated) stream gets a new epoch, so old cursors are known to be stale. */

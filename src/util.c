@@ -13,10 +13,10 @@ extern void *_test_malloc(const size_t size, const char *file, const int line);
 extern void *_test_calloc(const size_t n, const size_t size, const char *file, const int line);
 extern void *_test_realloc(void *p, const size_t size, const char *file, const int line);
 extern void _test_free(void *const p, const char *file, const int line);
-#define malloc(n) _test_malloc(n, __FILE__, __LINE__)
-#define calloc(n, s) _test_calloc(n, s, __FILE__, __LINE__)
+#define malloc(n)     _test_malloc(n, __FILE__, __LINE__)
+#define calloc(n, s)  _test_calloc(n, s, __FILE__, __LINE__)
 #define realloc(p, n) _test_realloc(p, n, __FILE__, __LINE__)
-#define free(p) _test_free(p, __FILE__, __LINE__)
+#define free(p)       _test_free(p, __FILE__, __LINE__)
 #endif
 
 static void oom(size_t n)

@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AUTH_SUB_MAX 128 /* longest user id (a topic id: [A-Za-z0-9_.@-]) */
+#define AUTH_SUB_MAX   128 /* longest user id (a topic id: [A-Za-z0-9_.@-]) */
 #define AUTH_TOKEN_MAX 4096
 
 struct auth_identity {

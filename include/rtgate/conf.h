@@ -7,42 +7,47 @@
 #include <stdint.h>
 
 #define CONF_MAX_API_KEYS 16
-#define CONF_MAX_ORIGINS 16
+#define CONF_MAX_ORIGINS  16
 
 struct conf {
-    char *path;                /* the file it was read from (for messages) */
-    char *listen_address;      /* "listen.address", default "127.0.0.1" */
-    int listen_port;           /* "listen.port", default 8080, 1..65535 (0 = any free port) */
-    int log_level;             /* "log_level": enum log_level, default "info" */
+    char *path;           /* the file it was read from (for messages) */
+    char *listen_address; /* "listen.address", default "127.0.0.1" */
+    int listen_port;      /* "listen.port", default 8080, 1..65535 (0 = any free port) */
+    int log_level;        /* "log_level": enum log_level, default "info" */
 
-    size_t history_size;       /* "history.size": messages kept per topic, default 1000, 1..1000000 */
+    size_t history_size; /* "history.size": messages kept per topic, default 1000, 1..1000000 */
 
-    uint32_t sse_heartbeat_ms; /* "sse.heartbeat_ms": comment heartbeat, default 15000, 100..300000 */
-    uint32_t sse_retry_ms;     /* "sse.retry_ms": the retry: hint, default 2000, 0..600000 */
+    uint32_t
+        sse_heartbeat_ms;  /* "sse.heartbeat_ms": comment heartbeat, default 15000, 100..300000 */
+    uint32_t sse_retry_ms; /* "sse.retry_ms": the retry: hint, default 2000, 0..600000 */
 
-    uint32_t ws_ping_interval_s; /* "websocket.ping_interval_s": idle before a ping, default 20, 1..3600 */
+    uint32_t ws_ping_interval_s; /* "websocket.ping_interval_s": idle before a ping, default
+                                    20, 1..3600 */
     uint32_t ws_idle_timeout_s;  /* "websocket.idle_timeout_s": idle before hang-up, default 40,
                                   * must be > ping_interval_s, ..3600 */
 
     uint32_t longpoll_timeout_s;     /* "longpoll.default_timeout_s": default 25, 1..max */
-    uint32_t longpoll_max_timeout_s; /* "longpoll.max_timeout_s": cap on ?timeout=, default 55, 1..3600 */
+    uint32_t longpoll_max_timeout_s; /* "longpoll.max_timeout_s": cap on ?timeout=, default
+                                        55, 1..3600 */
 
-    size_t max_message_bytes;  /* "limits.max_message_bytes": body / WS frame, default 65536, 64..16 MiB */
-    size_t send_queue;         /* "limits.send_queue": messages queued per connection before it is
-                                * cut as a slow consumer, default 1024, 1..1000000 */
-    size_t max_connections;    /* "limits.max_connections": default 10000, 1..1000000 */
-    size_t max_topics;         /* "limits.max_topics_per_request": default 32, 1..1024 */
-    size_t max_poll_messages;  /* "limits.max_messages_per_poll": default 500, 1..100000 */
-    size_t max_held_polls;     /* "limits.max_held_longpolls": default 10000, 1..1000000 */
+    size_t max_message_bytes; /* "limits.max_message_bytes": body / WS frame, default 65536, 64..16
+                                 MiB */
+    size_t send_queue;        /* "limits.send_queue": messages queued per connection before it is
+                               * cut as a slow consumer, default 1024, 1..1000000 */
+    size_t max_connections;   /* "limits.max_connections": default 10000, 1..1000000 */
+    size_t max_topics;        /* "limits.max_topics_per_request": default 32, 1..1024 */
+    size_t max_poll_messages; /* "limits.max_messages_per_poll": default 500, 1..100000 */
+    size_t max_held_polls;    /* "limits.max_held_longpolls": default 10000, 1..1000000 */
 
-    char *jwt_secret;          /* "auth.jwt_secret": HS256 secret, required, >= 16 bytes */
+    char *jwt_secret; /* "auth.jwt_secret": HS256 secret, required, >= 16 bytes */
     size_t jwt_secret_len;
     char *api_keys[CONF_MAX_API_KEYS]; /* "auth.api_keys": array of strings, each >= 16 bytes */
     size_t n_api_keys;
 
-    uint32_t shutdown_timeout_ms; /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
+    uint32_t
+        shutdown_timeout_ms; /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
 
-    char *backplane_type;      /* "backplane.type": "local" (default) or "redis" */
+    char *backplane_type; /* "backplane.type": "local" (default) or "redis" */
     /* "backplane.url" redis://[[user]:password@]host[:port][/db], default redis://127.0.0.1:6379/0;
      * "backplane.username"/"password" override the URL's (ACL user / AUTH). */
     char *redis_host;

@@ -15,7 +15,7 @@
 #define CURSOR_MAX_TOPICS 64
 /* Longest text cursor_format() may write for CURSOR_MAX_TOPICS topics, plus NUL. */
 #define CURSOR_POS_RAW_MAX (TOPIC_MAX_LEN + 1 + MSG_EPOCH_LEN + 1 + MSG_ID_STR_MAX)
-#define CURSOR_TEXT_MAX (((3 + CURSOR_MAX_TOPICS * (CURSOR_POS_RAW_MAX + 1)) * 4) / 3 + 4)
+#define CURSOR_TEXT_MAX    (((3 + CURSOR_MAX_TOPICS * (CURSOR_POS_RAW_MAX + 1)) * 4) / 3 + 4)
 
 struct cursor_pos {
     const char *topic; /* not NUL-terminated */

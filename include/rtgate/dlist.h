@@ -40,8 +40,8 @@ static inline void dlist_remove(struct dlist *n)
 #define dlist_for_each(pos, head) for ((pos) = (head)->next; (pos) != (head); (pos) = (pos)->next)
 
 /* Safe against removal of @pos while iterating. */
-#define dlist_for_each_safe(pos, tmp, head)                                                      \
-    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                             \
+#define dlist_for_each_safe(pos, tmp, head)                                                        \
+    for ((pos) = (head)->next, (tmp) = (pos)->next; (pos) != (head);                               \
          (pos) = (tmp), (tmp) = (pos)->next)
 
 #endif

@@ -10,7 +10,7 @@
 
 struct history {
     struct msg **ring;
-    size_t cap, head, n; /* oldest at ring[head] */
+    size_t cap, head, n;   /* oldest at ring[head] */
     struct msg_id evicted; /* newest id pushed out of the ring; 0-0 if none */
 };
 

@@ -73,7 +73,7 @@ int hub_subscribe(struct hub *h, struct sub *s, const char *topic, size_t len);
 int hub_unsubscribe(struct hub *h, struct sub *s, const char *topic, size_t len);
 void hub_unsubscribe_all(struct hub *h, struct sub *s);
 
-#define HUB_REPLAY_OK 0    /* every message after the position was retained */
+#define HUB_REPLAY_OK    0 /* every message after the position was retained */
 #define HUB_REPLAY_RESET 1 /* history was lost since the position (evicted, or other epoch) */
 
 /* What a history read found. The messages are borrowed for the callback's duration. */
@@ -125,8 +125,8 @@ void hub_for_each_topic(struct hub *h, void (*fn)(void *ud, const char *topic, s
                         void *ud);
 
 /* The in-memory history read used by the local backplane (synchronous). */
-void hub_local_history(struct hub *h, const char *topic, size_t len,
-                       const struct cursor_pos *from, size_t max, struct hub_history *res);
+void hub_local_history(struct hub *h, const char *topic, size_t len, const struct cursor_pos *from,
+                       size_t max, struct hub_history *res);
 
 struct hub_stats {
     size_t n_topics, n_subscriptions;

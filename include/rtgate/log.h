@@ -11,10 +11,10 @@ enum log_level log_get_level(void);
 
 void log_write(enum log_level lvl, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-#define log_err(...) log_write(LOG_ERR, __VA_ARGS__)
-#define log_warn(...) log_write(LOG_WARN, __VA_ARGS__)
+#define log_err(...)    log_write(LOG_ERR, __VA_ARGS__)
+#define log_warn(...)   log_write(LOG_WARN, __VA_ARGS__)
 #define log_notice(...) log_write(LOG_NOTICE, __VA_ARGS__)
-#define log_info(...) log_write(LOG_INFO, __VA_ARGS__)
+#define log_info(...)   log_write(LOG_INFO, __VA_ARGS__)
 #ifdef NDEBUG
 #define log_debug(...) ((void)0)
 #else

@@ -7,19 +7,19 @@
 #include <stdint.h>
 
 enum metric {
-    M_HTTP_REQUESTS,     /* every HTTP request routed */
-    M_HTTP_ERRORS,       /* answers with status >= 400 */
-    M_AUTH_FAILURES,     /* 401s and refused upgrades */
-    M_FORBIDDEN,         /* 403s and refused subscriptions */
-    M_PUBLISHED,         /* messages accepted by /v1/messages, /v1/publish and WebSocket */
-    M_SSE_STREAMS,       /* SSE streams opened */
-    M_WS_CONNECTIONS,    /* WebSocket connections opened */
-    M_WS_PROTOCOL_ERRORS,/* WebSockets closed for bad frames */
-    M_POLL_REQUESTS,     /* /v1/poll requests answered */
-    M_LONGPOLL_REQUESTS, /* /v1/longpoll requests */
-    M_LONGPOLL_TIMEOUTS, /* long-polls answered empty at their timeout */
-    M_SLOW_CONSUMERS,    /* connections cut because their send queue was full */
-    M_DEAD_PEERS,        /* held connections found closed by the peer and cleaned up */
+    M_HTTP_REQUESTS,      /* every HTTP request routed */
+    M_HTTP_ERRORS,        /* answers with status >= 400 */
+    M_AUTH_FAILURES,      /* 401s and refused upgrades */
+    M_FORBIDDEN,          /* 403s and refused subscriptions */
+    M_PUBLISHED,          /* messages accepted by /v1/messages, /v1/publish and WebSocket */
+    M_SSE_STREAMS,        /* SSE streams opened */
+    M_WS_CONNECTIONS,     /* WebSocket connections opened */
+    M_WS_PROTOCOL_ERRORS, /* WebSockets closed for bad frames */
+    M_POLL_REQUESTS,      /* /v1/poll requests answered */
+    M_LONGPOLL_REQUESTS,  /* /v1/longpoll requests */
+    M_LONGPOLL_TIMEOUTS,  /* long-polls answered empty at their timeout */
+    M_SLOW_CONSUMERS,     /* connections cut because their send queue was full */
+    M_DEAD_PEERS,         /* held connections found closed by the peer and cleaned up */
     M__COUNT
 };
 

@@ -9,9 +9,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define MSG_HEADROOM 32
+#define MSG_HEADROOM   32
 #define MSG_ID_STR_MAX 42 /* "<20 digits>-<20 digits>" + NUL */
-#define MSG_EPOCH_LEN 16  /* hex digits of a history epoch */
+#define MSG_EPOCH_LEN  16 /* hex digits of a history epoch */
 
 /* A per-topic id, "<ms>-<seq>" like a Redis stream id: ordered by (ms, seq). */
 struct msg_id {
@@ -38,7 +38,7 @@ struct msg {
     struct msg_id id;
     uint64_t ts;
     char epoch[MSG_EPOCH_LEN + 1]; /* the history epoch of id; empty for a control frame */
-    const char *topic; /* NUL-terminated, inside buf; NULL for most control frames */
+    const char *topic;             /* NUL-terminated, inside buf; NULL for most control frames */
     size_t topic_len;
     const char *cursor; /* opaque resume position just after this message, for its topic */
     size_t cursor_len;

@@ -6,8 +6,8 @@
 #include <stddef.h>
 
 #define TOPIC_KIND_MAX 32
-#define TOPIC_ID_MAX 128
-#define TOPIC_MAX_LEN (TOPIC_KIND_MAX + 1 + TOPIC_ID_MAX)
+#define TOPIC_ID_MAX   128
+#define TOPIC_MAX_LEN  (TOPIC_KIND_MAX + 1 + TOPIC_ID_MAX)
 
 /* Returns 1 if @s (@len bytes) is a valid topic name, 0 otherwise. */
 int topic_is_valid(const char *s, size_t len);
