@@ -2,7 +2,7 @@
  *
  * Channel "topic:<name>" carries each message to the nodes subscribed to it; the stream
  * "{topic:<name>}:history" keeps it for replay, with the epoch of that stream in
- * "{topic:<name>}:epoch". A Lua script does XADD + PUBLISH atomically, so the stream id is the
+ * "{topic:<name>}:epoch" and the newest id trimmed from it in "{topic:<name>}:trimmed". A Lua script does XADD + PUBLISH atomically, so the stream id is the
  * message id on every node. Two connections: a subscribed RESP2 connection cannot send other
  * commands (hiredis drops it if you try), so commands go on their own.
  *
@@ -30,9 +30,13 @@
 #define BACKOFF_MAX_MS 5000
 #define ZERO_EPOCH     "0000000000000000"
 
-/* KEYS: stream, epoch key. ARGV: channel, maxlen, ttl, from, data. Returns {id, epoch}. A new
- * (or lost and recreated) stream gets a new epoch, so old cursors are known to be stale. */
+/* KEYS: stream, epoch key, trim mark. ARGV: channel, maxlen, ttl, from, data. Returns
+ * {id, epoch}. A new (or lost and recreated) stream gets a new epoch, so old cursors are known
+ * to be stale. Trimming is exact and recorded: before the oldest entries are cut, the newest
+ * of them is written to the trim mark, so a reader knows exactly what is gone. (Redis 7.0's
+ * XINFO max-deleted-entry-id stays 0-0 under MAXLEN trimming: measured, so not used.) */
 static const char publish_lua[] =
+    "local maxlen = tonumber(ARGV[2])\n"
     "local epoch = redis.call('GET', KEYS[2])\n"
     "if (not epoch) or redis.call('EXISTS', KEYS[1]) == 0 then\n"
     "  local t = redis.call('TIME')\n"
@@ -40,18 +44,23 @@ static const char publish_lua[] =
     "  epoch = string.format('%08x%08x', tonumber(t[1]) % 4294967296,\n"
     "                        (tonumber(t[2]) * 4096 + n) % 4294967296)\n"
     "  redis.call('SET', KEYS[2], epoch)\n"
+    "  redis.call('DEL', KEYS[3])\n"
     "end\n"
-    "local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', 'f', ARGV[4], 'd', "
-    "ARGV[5])\n"
-    "redis.call('EXPIRE', KEYS[1], ARGV[3])\n"
-    "redis.call('EXPIRE', KEYS[2], ARGV[3])\n"
+    "local len = redis.call('XLEN', KEYS[1])\n"
+    "if len >= maxlen then\n"
+    "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - maxlen + 1)\n"
+    "  redis.call('SET', KEYS[3], old[#old][1])\n"
+    "  redis.call('XTRIM', KEYS[1], 'MAXLEN', maxlen - 1)\n"
+    "end\n"
+    "local id = redis.call('XADD', KEYS[1], '*', 'f', ARGV[4], 'd', ARGV[5])\n"
+    "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end\n"
     "redis.call('PUBLISH', ARGV[1], epoch .. '\\n' .. id .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[5])\n"
     "return {id, epoch}\n";
 
-/* KEYS: stream, epoch key. ARGV: after id ('' = none), count, cursor epoch.
- * Returns {epoch, last id, reset (0/1), more (0/1), id1, from1, data1, id2, ...}.
- * Exact gap detection: Redis 7 keeps the stream's max-deleted-entry-id (raised by MAXLEN
- * trimming and XDEL), so messages after the cursor are gone exactly when it is newer. */
+/* KEYS: stream, epoch key, trim mark. ARGV: after id ('' = none), count, cursor epoch.
+ * Returns {epoch, last id, reset (0/1), more (0/1), id1, from1, data1, id2, ...}. Messages
+ * after the cursor are gone exactly when the trim mark is newer than it, or the epoch
+ * differs (the stream was lost, e.g. expired, and started again). */
 static const char history_lua[] =
     "local function cmp(a, b)\n"
     "  local am, as = string.match(a, '^(%d+)-(%d+)$')\n"
@@ -67,16 +76,13 @@ static const char history_lua[] =
     "  local lost = (after ~= '' and cepoch ~= '" ZERO_EPOCH "' and after ~= '0-0') and 1 or 0\n"
     "  return {'" ZERO_EPOCH "', '0-0', lost, 0}\n"
     "end\n"
-    "local info = redis.call('XINFO', 'STREAM', KEYS[1])\n"
-    "local maxdel, last = '0-0', '0-0'\n"
-    "for i = 1, #info, 2 do\n"
-    "  if info[i] == 'max-deleted-entry-id' then maxdel = info[i + 1] end\n"
-    "  if info[i] == 'last-generated-id' then last = info[i + 1] end\n"
-    "end\n"
+    "local trimmed = redis.call('GET', KEYS[3]) or '0-0'\n"
+    "local newest = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)\n"
+    "local last = newest[1] and newest[1][1] or '0-0'\n"
     "local reset, start = 0, '-'\n"
     "if after ~= '' then\n"
     "  if cepoch ~= epoch and cepoch ~= '" ZERO_EPOCH "' then reset = 1\n"
-    "  elseif cmp(maxdel, after) > 0 then reset = 1\n"
+    "  elseif cmp(trimmed, after) > 0 then reset = 1\n"
     "  else start = '(' .. after end\n"
     "end\n"
     "local out = {epoch, last, reset, 0}\n"
@@ -120,8 +126,9 @@ struct redis_backplane {
     const struct conf *cf;
     redisAsyncContext *sub, *cmd;
     enum rb_state state;
-    int n_setup;   /* setup replies still expected before READY */
-    int was_ready; /* a later READY is a reconnect */
+    int sub_setup, cmd_setup; /* setup replies each connection still expects */
+    unsigned sub_fresh : 1;   /* a new subscriber connection: subscribe everything again */
+    unsigned was_ready : 1;   /* a later READY is a reconnect */
     unsigned backoff_ms;
     uv_timer_t retry, timeout, later;
     struct pending_op *ops;
@@ -131,7 +138,7 @@ struct redis_backplane {
     unsigned n_handles; /* timers not yet closed */
 };
 
-static void connect_both(struct redis_backplane *rb);
+static void connect_missing(struct redis_backplane *rb);
 static void flush_ops(struct redis_backplane *rb);
 
 static void free_ctx(redisAsyncContext **acp)
@@ -147,12 +154,12 @@ static void free_ctx(redisAsyncContext **acp)
 
 static void on_retry(uv_timer_t *t)
 {
-    connect_both(t->data);
+    connect_missing(t->data);
 }
 
-/* Drops both connections (pending callbacks get NULL replies: refused publishes, failed
- * reads) and plans a reconnect with capped, fully jittered exponential backoff. */
-static void go_down(struct redis_backplane *rb, const char *why)
+/* The two connections fail and come back separately: a dropped subscriber connection does
+ * not cut the command connection, whose publishes in flight still get their answers. */
+static void drop(struct redis_backplane *rb, int sub, int cmd, const char *why)
 {
     unsigned r = 0;
 
@@ -164,23 +171,38 @@ static void go_down(struct redis_backplane *rb, const char *why)
                  rb->cf->redis_port, why);
     rb->state = RB_DOWN;
     uv_timer_stop(&rb->timeout);
-    free_ctx(&rb->sub);
-    free_ctx(&rb->cmd);
+    if (sub) {
+        free_ctx(&rb->sub);
+        rb->sub_setup = -1;
+    }
+    if (cmd) {
+        free_ctx(&rb->cmd);
+        rb->cmd_setup = -1;
+    }
     rb->backoff_ms = rb->backoff_ms ? rb->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (rb->backoff_ms > BACKOFF_MAX_MS)
         rb->backoff_ms = BACKOFF_MAX_MS;
     util_random(&r, sizeof(r));
-    uv_timer_start(&rb->retry, on_retry, r % (rb->backoff_ms + 1), 0);
+    uv_timer_start(&rb->retry, on_retry, r % (rb->backoff_ms + 1), 0); /* full jitter */
+}
+
+static int is_bad(const redisAsyncContext *ac, int setup)
+{
+    return !ac || ac->err || setup < 0;
 }
 
 static void on_later(uv_timer_t *t)
 {
     struct redis_backplane *rb = t->data;
+    int bad_sub, bad_cmd;
 
-    if (rb->state == RB_CONNECTING || rb->state == RB_READY)
-        if (!rb->sub || !rb->cmd || rb->sub->err || rb->cmd->err)
-            go_down(rb, "connection lost");
-    if (rb->state == RB_READY && rb->n_ops)
+    if (rb->state == RB_CLOSED)
+        return;
+    bad_sub = rb->state != RB_DOWN && is_bad(rb->sub, rb->sub_setup);
+    bad_cmd = rb->state != RB_DOWN && is_bad(rb->cmd, rb->cmd_setup);
+    if (bad_sub || bad_cmd)
+        drop(rb, bad_sub, bad_cmd, "connection lost or refused");
+    else if (rb->state == RB_READY && rb->n_ops)
         flush_ops(rb);
 }
 
@@ -196,35 +218,33 @@ static void on_timeout(uv_timer_t *t)
     struct redis_backplane *rb = t->data;
 
     if (rb->state == RB_CONNECTING)
-        go_down(rb, "connect timed out");
+        drop(rb, rb->sub_setup != 0, rb->cmd_setup != 0, "connect timed out");
+}
+
+static void forget(struct redis_backplane *rb, const redisAsyncContext *ac)
+{
+    /* hiredis frees the context after this callback */
+    if (ac == rb->sub) {
+        rb->sub = NULL;
+        rb->sub_setup = -1;
+    } else if (ac == rb->cmd) {
+        rb->cmd = NULL;
+        rb->cmd_setup = -1;
+    }
+    soon(rb);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
 {
-    struct redis_backplane *rb = ac->data;
-
-    if (!rb)
-        return; /* we dropped it ourselves */
-    /* hiredis frees the context after this callback */
-    if (ac == rb->sub)
-        rb->sub = NULL;
-    else if (ac == rb->cmd)
-        rb->cmd = NULL;
-    soon(rb);
+    if (ac->data)
+        forget(ac->data, ac);
 }
 
 static void on_connect(const redisAsyncContext *ac, int status)
 {
-    struct redis_backplane *rb = ac->data;
-
-    if (!rb || status == REDIS_OK)
-        return;
     /* a failed connect is freed by hiredis after this, with no disconnect callback */
-    if (ac == rb->sub)
-        rb->sub = NULL;
-    else if (ac == rb->cmd)
-        rb->cmd = NULL;
-    soon(rb);
+    if (ac->data && status != REDIS_OK)
+        forget(ac->data, ac);
 }
 
 static void resubscribe_one(void *ud, const char *topic, size_t len)
@@ -238,48 +258,48 @@ static void resubscribe_one(void *ud, const char *topic, size_t len)
     rb->ops[rb->n_ops++] = (struct pending_op){1, len, xstrndup(topic, len)};
 }
 
-static void setup_step(struct redis_backplane *rb)
+static void become_ready(struct redis_backplane *rb)
 {
-    if (--rb->n_setup > 0)
-        return;
     rb->state = RB_READY;
     rb->backoff_ms = 0;
     uv_timer_stop(&rb->timeout);
     log_notice("backplane: redis %s:%d ready%s", rb->cf->redis_host, rb->cf->redis_port,
                rb->was_ready ? " again: resubscribing and catching up" : "");
     rb->was_ready = 1;
-    /* A new connection has no subscriptions: every topic with local subscribers, again. What
-     * was pending is superseded (unsubscribes included: there is nothing to undo). */
-    for (size_t i = 0; i < rb->n_ops; i++)
-        xfree(rb->ops[i].topic);
-    rb->n_ops = 0;
-    hub_for_each_topic(rb->hub, resubscribe_one, rb);
+    if (rb->sub_fresh) {
+        /* A new subscriber connection has no subscriptions: every topic with local
+         * subscribers, again (the hub re-reads what it missed once each is confirmed). What
+         * was pending is superseded, unsubscribes included: there is nothing to undo. */
+        rb->sub_fresh = 0;
+        for (size_t i = 0; i < rb->n_ops; i++)
+            xfree(rb->ops[i].topic);
+        rb->n_ops = 0;
+        hub_for_each_topic(rb->hub, resubscribe_one, rb);
+    }
     flush_ops(rb);
-}
-
-static int reply_ok(const redisReply *r)
-{
-    return r && r->type != REDIS_REPLY_ERROR;
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct redis_backplane *rb = ac->data;
     redisReply *r = reply;
+    int *left;
 
-    if (!rb || rb->state != RB_CONNECTING)
+    if (!rb || rb->state == RB_CLOSED)
         return;
-    if (!reply_ok(r)) {
+    left = ac == rb->sub ? &rb->sub_setup : &rb->cmd_setup;
+    if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)
             log_err("backplane: redis %s:%d refused setup: %s", rb->cf->redis_host,
                     rb->cf->redis_port, r->str);
+        *left = -1;
         soon(rb);
-        rb->state = RB_CONNECTING;
         return;
     }
     if (priv && r->type == REDIS_REPLY_STRING)
         snprintf(priv, sizeof(rb->publish_sha), "%s", r->str); /* a SCRIPT LOAD sha */
-    setup_step(rb);
+    if (*left > 0 && --*left == 0 && rb->sub_setup == 0 && rb->cmd_setup == 0)
+        become_ready(rb);
 }
 
 static int send_auth(struct redis_backplane *rb, redisAsyncContext *ac)
@@ -314,34 +334,40 @@ static redisAsyncContext *open_ctx(struct redis_backplane *rb)
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv);
 
-static void connect_both(struct redis_backplane *rb)
+/* (Re)opens whichever connection is missing and sends its set-up: the subscriber gets AUTH
+ * (or a PING, to learn it is connected); the command connection AUTH, SELECT, the scripts. */
+static void connect_missing(struct redis_backplane *rb)
 {
     if (rb->state == RB_CLOSED)
         return;
-    rb->sub = open_ctx(rb);
-    rb->cmd = open_ctx(rb);
     rb->state = RB_CONNECTING;
-    if (!rb->sub || !rb->cmd) {
-        go_down(rb, "cannot create connection");
-        return;
+    if (!rb->sub) {
+        if (!(rb->sub = open_ctx(rb)))
+            return drop(rb, 1, 0, "cannot create connection");
+        rb->sub_fresh = 1;
+        rb->sub_setup = send_auth(rb, rb->sub);
+        if (!rb->cf->redis_password) {
+            redisAsyncCommand(rb->sub, on_setup_reply, NULL, "PING");
+            rb->sub_setup++;
+        }
     }
+    if (!rb->cmd) {
+        if (!(rb->cmd = open_ctx(rb)))
+            return drop(rb, 0, 1, "cannot create connection");
+        rb->cmd_setup = send_auth(rb, rb->cmd);
+        if (rb->cf->redis_db) {
+            redisAsyncCommand(rb->cmd, on_setup_reply, NULL, "SELECT %d", rb->cf->redis_db);
+            rb->cmd_setup++;
+        }
+        redisAsyncCommand(rb->cmd, on_setup_reply, rb->publish_sha, "SCRIPT LOAD %s",
+                          publish_lua);
+        redisAsyncCommand(rb->cmd, on_setup_reply, rb->history_sha, "SCRIPT LOAD %s",
+                          history_lua);
+        rb->cmd_setup += 2;
+    }
+    if (rb->sub_setup == 0 && rb->cmd_setup == 0)
+        return become_ready(rb); /* nothing was missing after all */
     uv_timer_start(&rb->timeout, on_timeout, rb->cf->redis_connect_timeout_ms, 0);
-    rb->n_setup = 0;
-    /* subscriber: AUTH, or a PING to learn that it is connected */
-    rb->n_setup += send_auth(rb, rb->sub);
-    if (!rb->cf->redis_password) {
-        redisAsyncCommand(rb->sub, on_setup_reply, NULL, "PING");
-        rb->n_setup++;
-    }
-    /* commands: AUTH, SELECT, and the two scripts */
-    rb->n_setup += send_auth(rb, rb->cmd);
-    if (rb->cf->redis_db) {
-        redisAsyncCommand(rb->cmd, on_setup_reply, NULL, "SELECT %d", rb->cf->redis_db);
-        rb->n_setup++;
-    }
-    redisAsyncCommand(rb->cmd, on_setup_reply, rb->publish_sha, "SCRIPT LOAD %s", publish_lua);
-    redisAsyncCommand(rb->cmd, on_setup_reply, rb->history_sha, "SCRIPT LOAD %s", history_lua);
-    rb->n_setup += 2;
 }
 
 /* ---- subscriptions ---- */
@@ -475,10 +501,12 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 
 /* ---- publish and history ---- */
 
-static int stream_keys(const char *topic, size_t len, char *stream, char *epoch, char *chan)
+static int stream_keys(const char *topic, size_t len, char *stream, char *epoch, char *trim,
+                       char *chan)
 {
     snprintf(stream, TOPIC_MAX_LEN + 32, "{topic:%.*s}:history", (int)len, topic);
     snprintf(epoch, TOPIC_MAX_LEN + 32, "{topic:%.*s}:epoch", (int)len, topic);
+    snprintf(trim, TOPIC_MAX_LEN + 32, "{topic:%.*s}:trimmed", (int)len, topic);
     return chan ? topic_format_channel(chan, TOPIC_MAX_LEN + 8, topic, len) : 0;
 }
 
@@ -520,10 +548,10 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
                        void *ud)
 {
     struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
-    char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], chan[TOPIC_MAX_LEN + 8];
-    char maxlen[24], ttl[24];
-    const char *argv[10];
-    size_t lens[10];
+    char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], trim[TOPIC_MAX_LEN + 32];
+    char chan[TOPIC_MAX_LEN + 8], maxlen[24], ttl[24];
+    const char *argv[11];
+    size_t lens[11];
     struct rb_pub *p;
 
     /* refused, never accepted and dropped: not connected, or too much already in flight */
@@ -531,22 +559,22 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
         cb(ud, -1, NULL);
         return;
     }
-    stream_keys(topic, len, stream, epoch, chan);
+    stream_keys(topic, len, stream, epoch, trim, chan);
     snprintf(maxlen, sizeof(maxlen), "%zu", rb->cf->history_size);
     snprintf(ttl, sizeof(ttl), "%u", rb->cf->redis_history_ttl_s);
-    argv[0] = "EVALSHA", argv[1] = rb->publish_sha, argv[2] = "2", argv[3] = stream,
-    argv[4] = epoch, argv[5] = chan, argv[6] = maxlen, argv[7] = ttl, argv[8] = from,
-    argv[9] = data;
-    for (int i = 0; i < 8; i++)
+    argv[0] = "EVALSHA", argv[1] = rb->publish_sha, argv[2] = "3", argv[3] = stream,
+    argv[4] = epoch, argv[5] = trim, argv[6] = chan, argv[7] = maxlen, argv[8] = ttl,
+    argv[9] = from, argv[10] = data;
+    for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
-    lens[8] = from_len;
-    lens[9] = data_len;
+    lens[9] = from_len;
+    lens[10] = data_len;
     p = xcalloc(1, sizeof(*p));
     p->rb = rb;
     p->cb = cb;
     p->ud = ud;
     rb->n_inflight++;
-    if (redisAsyncCommandArgv(rb->cmd, on_published, p, 10, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(rb->cmd, on_published, p, 11, argv, lens) != REDIS_OK) {
         rb->n_inflight--;
         xfree(p);
         cb(ud, -1, NULL);
@@ -618,18 +646,18 @@ static void *rb_history(struct backplane *bp, const char *topic, size_t len,
                         const struct cursor_pos *from, size_t max, hub_history_fn *fn, void *ud)
 {
     struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
-    char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], after[MSG_ID_STR_MAX];
-    char count[24], cepoch[MSG_EPOCH_LEN + 1];
-    size_t cap = rb->cf->history_size * 2 + 200; /* MAXLEN ~ keeps a little more */
-    const char *argv[8];
-    size_t lens[8];
+    char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], trim[TOPIC_MAX_LEN + 32];
+    char after[MSG_ID_STR_MAX], count[24], cepoch[MSG_EPOCH_LEN + 1];
+    size_t cap = rb->cf->history_size + 1; /* a page; the hub reads on when there is more */
+    const char *argv[9];
+    size_t lens[9];
     struct rb_req *q;
 
     if (rb->state != RB_READY || !rb->cmd || len > TOPIC_MAX_LEN) {
         fail_history(fn, ud);
         return NULL;
     }
-    stream_keys(topic, len, stream, epoch, NULL);
+    stream_keys(topic, len, stream, epoch, trim, NULL);
     after[0] = '\0';
     memcpy(cepoch, ZERO_EPOCH, sizeof(cepoch));
     if (from) {
@@ -637,9 +665,9 @@ static void *rb_history(struct backplane *bp, const char *topic, size_t len,
         memcpy(cepoch, from->epoch, MSG_EPOCH_LEN);
     }
     snprintf(count, sizeof(count), "%zu", max < cap ? max : cap);
-    argv[0] = "EVALSHA", argv[1] = rb->history_sha, argv[2] = "2", argv[3] = stream,
-    argv[4] = epoch, argv[5] = after, argv[6] = count, argv[7] = cepoch;
-    for (int i = 0; i < 8; i++)
+    argv[0] = "EVALSHA", argv[1] = rb->history_sha, argv[2] = "3", argv[3] = stream,
+    argv[4] = epoch, argv[5] = trim, argv[6] = after, argv[7] = count, argv[8] = cepoch;
+    for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     q = xcalloc(1, sizeof(*q));
     q->rb = rb;
@@ -648,7 +676,7 @@ static void *rb_history(struct backplane *bp, const char *topic, size_t len,
     q->len = len;
     memcpy(q->topic, topic, len);
     rb->n_inflight++;
-    if (redisAsyncCommandArgv(rb->cmd, on_history, q, 8, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(rb->cmd, on_history, q, 9, argv, lens) != REDIS_OK) {
         rb->n_inflight--;
         xfree(q);
         fail_history(fn, ud);
@@ -731,6 +759,6 @@ struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, st
     uv_timer_init(loop, &rb->later);
     rb->retry.data = rb->timeout.data = rb->later.data = rb;
     rb->n_handles = 3;
-    connect_both(rb);
+    connect_missing(rb);
     return &rb->bp;
 }
