@@ -26,9 +26,20 @@ struct parse {
     size_t errlen;
 };
 
-static const char *const top_keys[] = {
-    "listen", "log_level",           "history",   "sse",  "websocket", "longpoll", "limits",
-    "auth",   "shutdown_timeout_ms", "backplane", "cors", NULL};
+static const char *const top_keys[] = {"listen",
+                                       "log_level",
+                                       "history",
+                                       "sse",
+                                       "websocket",
+                                       "longpoll",
+                                       "limits",
+                                       "auth",
+                                       "shutdown_timeout_ms",
+                                       "backplane",
+                                       "cors",
+                                       "shutdown_grace_ms",
+                                       "shutdown_spread_ms",
+                                       NULL};
 static const char *const listen_keys[] = {"address", "port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
@@ -294,7 +305,11 @@ static int parse_numbers(struct parse *p, json_t *root, struct conf *nc)
     if (get_size(p, sec, "limits", "max_held_longpolls", 1, 1000000, &nc->max_held_polls) < 0)
         return -1;
 
-    return get_u32(p, root, NULL, "shutdown_timeout_ms", 0, 600000, &nc->shutdown_timeout_ms);
+    if (get_u32(p, root, NULL, "shutdown_timeout_ms", 0, 600000, &nc->shutdown_timeout_ms) < 0 ||
+        get_u32(p, root, NULL, "shutdown_grace_ms", 0, 600000, &nc->shutdown_grace_ms) < 0 ||
+        get_u32(p, root, NULL, "shutdown_spread_ms", 0, 600000, &nc->shutdown_spread_ms) < 0)
+        return -1;
+    return 0;
 }
 
 static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
@@ -565,6 +580,8 @@ void conf_init(struct conf *cf)
     cf->max_poll_messages = 500;
     cf->max_held_polls = 10000;
     cf->shutdown_timeout_ms = 5000;
+    cf->shutdown_grace_ms = 0;
+    cf->shutdown_spread_ms = 1000;
     cf->backplane_type = xstrdup("local");
     cf->redis_host = xstrdup("127.0.0.1");
     cf->redis_port = 6379;

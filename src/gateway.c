@@ -40,7 +40,7 @@ static void on_signal(uv_signal_t *s, int signum)
     gw->stopping = 1;
     log_notice("gateway: %s, draining (deadline %u ms)", strsignal(signum),
                gw->cf->shutdown_timeout_ms);
-    http_server_drain(gw->http, on_drained, gw);
+    http_server_drain(gw->http, signum == SIGINT, on_drained, gw);
 }
 
 int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t errlen)

@@ -185,7 +185,7 @@ static void finish(struct conn *c)
         }
         more |= t->more;
     }
-    if (ps->hold && n == 0 && ps->recovered && ps->timeout_s > 0 && !c->srv->draining) {
+    if (ps->hold && n == 0 && ps->recovered && ps->timeout_s > 0 && !c->srv->refusing) {
         xfree(v);
         if (c->srv->n_held_polls >= c->srv->cf->max_held_polls ||
             c->srv->n_streams >= c->srv->cf->max_connections) {
@@ -307,7 +307,7 @@ int poll_on_writable(struct conn *c)
         size_t n = sendq_len(&c->q);
         struct msg **v;
 
-        if (n == 0 && c->poll->recovered && c->deadline_ms != 0 && !c->srv->draining) {
+        if (n == 0 && c->poll->recovered && c->deadline_ms != 0 && !c->srv->refusing) {
             lws_rx_flow_control(c->wsi, 0);
             return 0; /* spurious wake-up */
         }

@@ -77,6 +77,7 @@ struct conn {
     /* Streams. */
     struct stream_topics *topics;
     uint64_t deadline_ms;    /* long-poll: answer empty at this time */
+    uint64_t drain_at;       /* shutting down: when to tell this client to reconnect */
     struct msg *scratch;     /* SSE frame composed for a multi-topic stream, being written */
     size_t pending;          /* SSE: topics not yet live (writing waits); poll: fetches running */
     struct ws_pending *acks; /* WebSocket: subscribes waiting for their topic to go live */
@@ -110,7 +111,10 @@ struct http_server {
     size_t n_held_polls;
     uint64_t next_heartbeat_ms, next_sweep_ms;
     struct msg *heartbeat; /* ": hb\n\n", shared by every SSE stream */
-    int draining;
+    int draining;          /* since SIGTERM: /readyz says 503 */
+    int refusing;          /* grace over: new clients get 503 */
+    int drain_code;        /* WebSocket close code: 1012 (restart, SIGTERM) or 1001 (SIGINT) */
+    uint64_t refuse_at_ms, drain_spread_ms;
     uint64_t drain_deadline_ms;
     http_server_stopped_fn *on_stopped;
     void *on_stopped_ud;

@@ -451,7 +451,7 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
         c->keep_alive = m != M_POST; /* an unread body must not be taken for a request */
         return http_respond(c, 405, NULL, "{\"error\":\"method not allowed\"}", 30, allow);
     }
-    if (c->srv->draining && strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0) {
+    if (c->srv->refusing && strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0) {
         c->keep_alive = 0;
         return http_error(c, 503, "shutting down");
     }
@@ -515,6 +515,8 @@ static void kill_conn(struct conn *c)
     lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
+static void drain_tick(struct http_server *srv, uint64_t now);
+
 static void on_tick(uv_timer_t *t)
 {
     struct http_server *srv = container_of(t, struct http_server, tick);
@@ -541,8 +543,11 @@ static void on_tick(uv_timer_t *t)
         else if (c->kind == CONN_LONGPOLL)
             poll_on_tick(c, now);
     }
+    if (srv->draining)
+        drain_tick(srv, now);
     if (srv->draining && srv->on_stopped &&
-        (srv->n_streams == 0 || now >= srv->drain_deadline_ms)) {
+        (srv->n_streams == 0 || now >= srv->drain_deadline_ms) &&
+        (srv->refusing || now >= srv->drain_deadline_ms)) {
         http_server_stopped_fn *fn = srv->on_stopped;
 
         if (srv->n_streams)
@@ -635,34 +640,105 @@ int http_server_port(const struct http_server *srv)
     return vh ? lws_get_vhost_listen_port(vh) : -1;
 }
 
-void http_server_drain(struct http_server *srv, http_server_stopped_fn *fn, void *ud)
+/* Tells one client to go: a WebSocket gets what is queued, then the drain close code; an SSE
+ * stream a retry: hint, then its end (EventSource reconnects, through the balancer, to another
+ * node); a held long-poll its answer now. */
+static void tell_to_reconnect(struct http_server *srv, struct conn *c)
+{
+    char retry[48];
+    struct msg *m;
+    int n;
+
+    c->drain = 1;
+    switch (c->kind) {
+    case CONN_WS:
+        c->close_code = (uint16_t)srv->drain_code;
+        snprintf(c->close_reason, sizeof(c->close_reason), "%s",
+                 srv->drain_code == 1012 ? "server restarting: reconnect" : "server shutting down");
+        lws_callback_on_writable(c->wsi);
+        break;
+    case CONN_SSE:
+        n = snprintf(retry, sizeof(retry), "retry: %u\n\n", srv->cf->sse_retry_ms);
+        m = msg_new_frame(NULL, 0, retry, (size_t)n);
+        sendq_push_control(&c->q, m);
+        msg_unref(m);
+        http_request_writable(c);
+        break;
+    case CONN_LONGPOLL:
+        poll_on_tick(c, UINT64_MAX); /* answer now, with what it has */
+        break;
+    default: break;
+    }
+}
+
+static void assign_drain_times(struct http_server *srv, struct dlist *list, uint64_t now,
+                               uint64_t spread)
 {
     struct dlist *pos;
 
+    dlist_for_each (pos, list) {
+        struct conn *c = dlist_entry(pos, struct conn, link);
+        uint32_t r = 0;
+
+        if (spread)
+            util_random(&r, sizeof(r));
+        c->drain_at = now + (spread ? r % spread : 0) + 1;
+    }
+}
+
+static void drain_step(struct http_server *srv, struct dlist *list, uint64_t now)
+{
+    struct dlist *pos;
+
+    dlist_for_each (pos, list) {
+        struct conn *c = dlist_entry(pos, struct conn, link);
+
+        if (!c->drain && c->drain_at && now >= c->drain_at)
+            tell_to_reconnect(srv, c);
+    }
+}
+
+/* During a drain, every tick: end the grace period (refuse new clients, give each existing one
+ * a random time in the spread window), then tell those whose time has come. */
+static void drain_tick(struct http_server *srv, uint64_t now)
+{
+    if (!srv->refusing && now >= srv->refuse_at_ms) {
+        uint64_t spread = srv->drain_spread_ms;
+
+        srv->refusing = 1;
+        log_notice("http: grace over, refusing new clients; telling %zu to reconnect over %llu ms",
+                   srv->n_streams, (unsigned long long)spread);
+        assign_drain_times(srv, &srv->sockets, now, spread);
+        assign_drain_times(srv, &srv->held, now, spread);
+    }
+    if (srv->refusing) {
+        drain_step(srv, &srv->sockets, now);
+        drain_step(srv, &srv->held, now);
+    }
+}
+
+void http_server_drain(struct http_server *srv, int fast, http_server_stopped_fn *fn, void *ud)
+{
+    uint64_t now = http_now_ms(), deadline = srv->cf->shutdown_timeout_ms;
+    uint64_t grace = fast ? 0 : srv->cf->shutdown_grace_ms;
+    uint64_t spread = fast ? 0 : srv->cf->shutdown_spread_ms;
+
     if (srv->draining)
         return;
-    srv->draining = 1;
+    /* grace and spread are cut to fit the deadline, leaving a little to flush and close */
+    if (grace > deadline)
+        grace = deadline;
+    if (spread > (deadline - grace) * 8 / 10)
+        spread = (deadline - grace) * 8 / 10;
+    srv->draining = 1; /* /readyz: 503 from now on */
+    srv->drain_code = fast ? 1001 : 1012;
+    srv->refuse_at_ms = now + grace;
+    srv->drain_spread_ms = spread;
     srv->on_stopped = fn;
     srv->on_stopped_ud = ud;
-    srv->drain_deadline_ms = http_now_ms() + srv->cf->shutdown_timeout_ms;
-    dlist_for_each (pos, &srv->sockets) {
-        struct conn *c = dlist_entry(pos, struct conn, link);
-
-        c->drain = 1; /* flush what was accepted, then close with 1001 */
-        lws_callback_on_writable(c->wsi);
-    }
-    dlist_for_each (pos, &srv->held) {
-        struct conn *c = dlist_entry(pos, struct conn, link);
-
-        if (c->kind == CONN_LONGPOLL) {
-            poll_on_tick(c, UINT64_MAX); /* answer now, with what it has */
-        } else {
-            c->drain = 1;
-            http_request_writable(c);
-        }
-    }
+    srv->drain_deadline_ms = now + deadline;
     uv_timer_stop(&srv->tick);
-    uv_timer_start(&srv->tick, on_tick, 20, 20);
+    uv_timer_start(&srv->tick, on_tick, 0, 20);
 }
 
 static void on_tick_closed(uv_handle_t *h)

@@ -91,7 +91,7 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(path, "/v1/ws") != 0)
         return refuse_upgrade(wsi, 404, "not found");
-    if (srv->draining)
+    if (srv->refusing)
         return refuse_upgrade(wsi, 503, "shutting down");
     if (srv->n_streams >= srv->cf->max_connections)
         return refuse_upgrade(wsi, 503, "too many connections");

@@ -2,9 +2,10 @@
  *
  * Channel "topic:<name>" carries each message to the nodes subscribed to it; the stream
  * "{topic:<name>}:history" keeps it for replay, with the epoch of that stream in
- * "{topic:<name>}:epoch" and the newest id trimmed from it in "{topic:<name>}:trimmed". A Lua script does XADD + PUBLISH atomically, so the stream id is the
- * message id on every node. Two connections: a subscribed RESP2 connection cannot send other
- * commands (hiredis drops it if you try), so commands go on their own.
+ * "{topic:<name>}:epoch" and the newest id trimmed from it in "{topic:<name>}:trimmed". A Lua
+ * script does XADD + PUBLISH atomically, so the stream id is the message id on every node. Two
+ * connections: a subscribed RESP2 connection cannot send other commands (hiredis drops it if you
+ * try), so commands go on their own.
  *
  * Both connections are one unit: if either drops, both are closed and reconnected together
  * with capped, fully jittered exponential backoff. Once back, every topic with local
@@ -359,10 +360,8 @@ static void connect_missing(struct redis_backplane *rb)
             redisAsyncCommand(rb->cmd, on_setup_reply, NULL, "SELECT %d", rb->cf->redis_db);
             rb->cmd_setup++;
         }
-        redisAsyncCommand(rb->cmd, on_setup_reply, rb->publish_sha, "SCRIPT LOAD %s",
-                          publish_lua);
-        redisAsyncCommand(rb->cmd, on_setup_reply, rb->history_sha, "SCRIPT LOAD %s",
-                          history_lua);
+        redisAsyncCommand(rb->cmd, on_setup_reply, rb->publish_sha, "SCRIPT LOAD %s", publish_lua);
+        redisAsyncCommand(rb->cmd, on_setup_reply, rb->history_sha, "SCRIPT LOAD %s", history_lua);
         rb->cmd_setup += 2;
     }
     if (rb->sub_setup == 0 && rb->cmd_setup == 0)

@@ -45,7 +45,13 @@ struct conf {
     size_t n_api_keys;
 
     uint32_t
-        shutdown_timeout_ms; /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
+        shutdown_timeout_ms;    /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
+    uint32_t shutdown_grace_ms; /* "shutdown_grace_ms": after SIGTERM, /readyz is 503 but new
+                                 * clients are still served this long, so the balancer's health
+                                 * check takes the node out first; default 0, 0..600000 */
+    uint32_t shutdown_spread_ms; /* "shutdown_spread_ms": then clients are told to reconnect at
+                                  * random times over this window (no reconnect storm); default
+                                  * 1000; both are cut to fit shutdown_timeout_ms */
 
     char *backplane_type; /* "backplane.type": "local" (default) or "redis" */
     /* "backplane.url" redis://[[user]:password@]host[:port][/db], default redis://127.0.0.1:6379/0;

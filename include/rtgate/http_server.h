@@ -21,10 +21,12 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
 /* The port actually bound (useful with listen.port 0). */
 int http_server_port(const struct http_server *srv);
 
-/* Starts draining: /readyz answers 503, new requests get 503, WebSockets are closed with 1001,
- * SSE streams ended, held long-polls answered. @fn runs once every connection is gone or the
- * shutdown deadline passed. */
-void http_server_drain(struct http_server *srv, http_server_stopped_fn *fn, void *ud);
+/* Starts draining: /readyz answers 503 at once; after shutdown_grace_ms new requests get 503;
+ * then over shutdown_spread_ms each client is told to reconnect (WebSocket: queued messages,
+ * then close 1012; SSE: a retry: hint, then the end; long-poll: answered). @fast (SIGINT): no
+ * grace, no spread, close 1001. @fn runs once every connection is gone or the shutdown
+ * deadline passed. */
+void http_server_drain(struct http_server *srv, int fast, http_server_stopped_fn *fn, void *ud);
 
 /* Closes the server's own handles and starts lws's destroy, so the loop can end. */
 void http_server_close(struct http_server *srv);

@@ -350,19 +350,24 @@ test('upgrades are refused with 401 {"error"} for a missing, bad or expired toke
   });
 });
 
-test('SIGTERM: queued messages are flushed, then close 1001 "server shutting down", exit 0', async () => {
-  await withGateway({}, async (gw) => {
-    const c = await openWS(gw, gw.token('bob'));
-    await c.request({ type: 'subscribe', topic: 'room:1' });
-    const ids = await publishSeq(gw, 'room:1', 50);
-    const r = await gw.stop();
-    assert.equal(r.code, 0, gw.logs());
-    assert.equal(r.signal, null);
-    const closed = await Promise.race([c.closedP, sleep(5000).then(() => 'not closed')]);
-    assert.deepEqual(closed, { code: 1001, reason: 'server shutting down' });
-    assert.deepEqual(c.messages().map((m) => m.id), ids);
+for (const [signal, code, reason] of [
+  ['SIGTERM', 1012, 'server restarting: reconnect'],
+  ['SIGINT', 1001, 'server shutting down'],
+]) {
+  test(`${signal}: queued messages are flushed, then close ${code} "${reason}", exit 0`, async () => {
+    await withGateway({}, async (gw) => {
+      const c = await openWS(gw, gw.token('bob'));
+      await c.request({ type: 'subscribe', topic: 'room:1' });
+      const ids = await publishSeq(gw, 'room:1', 50);
+      const r = await gw.stop(signal);
+      assert.equal(r.code, 0, gw.logs());
+      assert.equal(r.signal, null);
+      const closed = await Promise.race([c.closedP, sleep(5000).then(() => 'not closed')]);
+      assert.deepEqual(closed, { code, reason });
+      assert.deepEqual(c.messages().map((m) => m.id), ids);
+    });
   });
-});
+}
 
 test('slow consumer: a client that stops reading is closed with 1013, the others get everything', async () => {
   await withGateway({ limits: { send_queue: 8 } }, async (gw) => {
