@@ -682,6 +682,44 @@ static void free_secret(char *s)
     }
 }
 
+static int str_differs(const char *a, const char *b)
+{
+    return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+#define KEEP_STR(field, key)                                                                       \
+    do {                                                                                           \
+        char *t_ = next->field;                                                                    \
+        if (str_differs(next->field, cur->field))                                                  \
+            changed(key);                                                                          \
+        next->field = cur->field;                                                                  \
+        cur->field = t_;                                                                           \
+    } while (0)
+#define KEEP_NUM(field, key)                                                                       \
+    do {                                                                                           \
+        if (next->field != cur->field)                                                             \
+            changed(key);                                                                          \
+        next->field = cur->field;                                                                  \
+    } while (0)
+
+void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(const char *key))
+{
+    KEEP_STR(listen_address, "listen.address");
+    KEEP_NUM(listen_port, "listen.port");
+    KEEP_NUM(history_size, "history.size");
+    KEEP_NUM(ws_ping_interval_s, "websocket.ping_interval_s");
+    KEEP_NUM(ws_idle_timeout_s, "websocket.idle_timeout_s");
+    KEEP_STR(backplane_type, "backplane.type");
+    KEEP_STR(redis_host, "backplane.url");
+    KEEP_NUM(redis_port, "backplane.url");
+    KEEP_NUM(redis_db, "backplane.url");
+    KEEP_STR(redis_username, "backplane.username");
+    KEEP_STR(redis_password, "backplane.password");
+    KEEP_NUM(redis_connect_timeout_ms, "backplane.connect_timeout_ms");
+    KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
+    KEEP_NUM(redis_max_pending, "backplane.max_pending");
+}
+
 void conf_release(struct conf *cf)
 {
     xfree(cf->path);

@@ -25,6 +25,7 @@ static void on_drained(void *ud)
     log_notice("gateway: drained, exiting");
     uv_close((uv_handle_t *)&gw->sigint, on_signal_closed);
     uv_close((uv_handle_t *)&gw->sigterm, on_signal_closed);
+    uv_close((uv_handle_t *)&gw->sighup, on_signal_closed);
     http_server_close(gw->http);
     backplane_close(gw->bp); /* its connections and timers would keep the loop running */
 }
@@ -43,7 +44,43 @@ static void on_signal(uv_signal_t *s, int signum)
     http_server_drain(gw->http, signum == SIGINT, on_drained, gw);
 }
 
-int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t errlen)
+static void warn_restart(const char *key)
+{
+    log_warn("gateway: reload: %s changed; it takes effect at the next restart", key);
+}
+
+void gateway_reload(struct gateway *gw)
+{
+    struct conf next;
+    char err[512];
+
+    conf_init(&next);
+    if (conf_load(&next, gw->cf->path, err, sizeof(err)) != 0) {
+        log_err("gateway: reload refused, running config kept: %s", err);
+        conf_release(&next);
+        return;
+    }
+    conf_keep_startup(&next, gw->cf, warn_restart);
+    /* swap in place: every module holds a pointer to *gw->cf and reads it at each use */
+    {
+        struct conf old = *gw->cf;
+
+        *gw->cf = next;
+        conf_release(&old);
+    }
+    log_set_level((enum log_level)gw->cf->log_level);
+    log_notice("gateway: reloaded '%s'", gw->cf->path);
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    struct gateway *gw = s->data;
+
+    if (!gw->stopping)
+        gateway_reload(gw);
+}
+
+int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
 {
     memset(gw, 0, sizeof(*gw));
     gw->cf = cf;
@@ -69,9 +106,11 @@ int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t e
         goto free_hub;
     uv_signal_init(&gw->loop, &gw->sigint);
     uv_signal_init(&gw->loop, &gw->sigterm);
-    gw->sigint.data = gw->sigterm.data = gw;
+    uv_signal_init(&gw->loop, &gw->sighup);
+    gw->sigint.data = gw->sigterm.data = gw->sighup.data = gw;
     uv_signal_start(&gw->sigint, on_signal, SIGINT);
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&gw->sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
     log_notice("gateway: listening on http://%s:%d (backplane %s, rtgate %s)", cf->listen_address,
                http_server_port(gw->http), gw->bp->ops->name, RTGATE_VERSION);

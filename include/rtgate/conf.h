@@ -81,4 +81,10 @@ int conf_load_string(struct conf *cf, const char *name, const char *json, size_t
 
 void conf_release(struct conf *cf);
 
+/* For a reload (SIGHUP): gives @next the values of @cur that only take effect at start-up
+ * (listen.*, backplane.*, history.size, websocket.*), calling @changed(key) for each that the
+ * new file changed, so a reload never half-applies them. @cur gets @next's unused copies:
+ * release it afterwards. */
+void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(const char *key));
+
 #endif

@@ -13,16 +13,21 @@ struct http_server;
 
 struct gateway {
     uv_loop_t loop;
-    const struct conf *cf;
+    struct conf *cf; /* borrowed from main; a reload rewrites it in place */
     struct hub *hub;
     struct backplane *bp;
     struct http_server *http;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     int stopping;
 };
 
 /* Starts everything and listens. Returns 0, or -1 with a reason in @err (nothing left open). */
-int gateway_start(struct gateway *gw, const struct conf *cf, char *err, size_t errlen);
+int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen);
+
+/* SIGHUP: re-reads the config file and applies what can change at run time (log level,
+ * limits, timeouts, JWT secret, API keys, CORS, shutdown timings); a bad file is refused with
+ * a log line and the running config stays. */
+void gateway_reload(struct gateway *gw);
 
 /* Runs the loop until a signal has drained the gateway. */
 void gateway_run(struct gateway *gw);
