@@ -842,7 +842,7 @@ test('SIGTERM of a node with Redis configured exits 0: with open streams, and wh
     await waitFor(async () => (await redis.numsub('topic:room:1')) === 1, 5000, 'long-poll held');
     const r = await n1.stop();
     assert.deepEqual([r.code, r.signal], [0, null], n1.logs().slice(-2000));
-    assert.equal((await ws.closedP).code, 1001);
+    assert.equal((await ws.closedP).code, 1012);
     assert.equal(await sse.ended, 0);
     const lr = await lp;
     assert.equal(lr.status, 200, lr.text);
@@ -856,6 +856,6 @@ test('SIGTERM of a node with Redis configured exits 0: with open streams, and wh
     await sleep(1500); // let a few reconnect attempts fail
     const r2 = await n2.stop();
     assert.deepEqual([r2.code, r2.signal], [0, null], n2.logs().slice(-2000));
-    assert.equal((await ws2.closedP).code, 1001);
+    assert.equal((await ws2.closedP).code, 1012);
   });
 });
