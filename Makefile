@@ -9,12 +9,16 @@ BUILD_TYPE  ?= RelWithDebInfo
 WERROR      ?= $(if $(CI),ON,OFF)
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps build run test test-unit test-integration test-asan install format format-check clean
+.PHONY: all deps deps-test build run test test-unit test-integration test-asan install format \
+        format-check demo-cluster demo-cluster-stop clean
 
 all: build
 
 deps:
 	@./scripts/deps.sh
+
+deps-test:
+	@./scripts/deps.sh test
 
 $(BUILD)/CMakeCache.txt:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=$(BUILD_TYPE) -DRTGATE_WERROR=$(WERROR) \
@@ -29,17 +33,17 @@ node_modules/.package-lock.json: package-lock.json
 run: build
 	./$(BUILD)/rtgate --config $(CONFIG)
 
-test: build node_modules/.package-lock.json
+test: deps-test build node_modules/.package-lock.json
 	ctest --test-dir $(BUILD) --output-on-failure
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit
 
-test-integration: build node_modules/.package-lock.json
+test-integration: deps-test build node_modules/.package-lock.json
 	ctest --test-dir $(BUILD) --output-on-failure -L integration
 
 # The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer: any report fails.
-test-asan: deps node_modules/.package-lock.json
+test-asan: deps-test node_modules/.package-lock.json
 	cmake -S . -B $(BUILD_ASAN) -DCMAKE_BUILD_TYPE=Debug -DRTGATE_SANITIZE=ON -DRTGATE_WERROR=$(WERROR)
 	cmake --build $(BUILD_ASAN) -j $(JOBS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=23 \
@@ -49,6 +53,14 @@ test-asan: deps node_modules/.package-lock.json
 # Honours DESTDIR (packaging) and PREFIX.
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# Redis, two rtgate nodes and HAProxy (mode tcp) on loopback: the docker-compose topology
+# without containers. http://127.0.0.1:18080 is the balancer.
+demo-cluster: build
+	./scripts/demo-cluster.sh start
+
+demo-cluster-stop:
+	./scripts/demo-cluster.sh stop
 
 format:
 	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c

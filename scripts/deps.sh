@@ -1,14 +1,26 @@
 #!/usr/bin/env bash
-# Installs the Debian 12 packages rtgate needs to build, run and test, if any are missing.
-# Idempotent: when everything is present it does nothing (and needs no root).
+# Installs the Debian 12 packages rtgate needs, if any are missing: to build and run it
+# (no argument), or also to run the test suite ("test"). Idempotent: when everything is
+# present it does nothing (and needs no root).
+#
+#   scripts/deps.sh          build + run   (make run)
+#   scripts/deps.sh test     + test tools  (make test): Redis, HAProxy, promtool, ...
 set -euo pipefail
 
 PKGS=(
   build-essential cmake pkg-config
   libwebsockets-dev libwebsockets-evlib-uv libuv1-dev libhiredis-dev libjansson-dev libssl-dev
-  libcmocka-dev
-  redis-server curl
+  libcmocka-dev curl
 )
+if [ "${1:-}" = test ]; then
+  PKGS+=(
+    redis-server  # the backplane, started by the tests on private ports
+    haproxy       # the L4 balancer of the cluster test
+    prometheus    # promtool check metrics
+    docker-compose # validates docker/docker-compose.yml (no engine runs here)
+    systemd       # systemd-analyze verify on the unit
+  )
+fi
 
 missing=()
 for p in "${PKGS[@]}"; do
