@@ -63,10 +63,10 @@ demo-cluster-stop:
 	./scripts/demo-cluster.sh stop
 
 format:
-	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c
+	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c
+	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -39,6 +39,7 @@ static const char *const top_keys[] = {"listen",
                                        "cors",
                                        "shutdown_grace_ms",
                                        "shutdown_spread_ms",
+                                       "log",
                                        NULL};
 static const char *const listen_keys[] = {"address", "port", NULL};
 static const char *const history_keys[] = {"size", NULL};
@@ -57,6 +58,7 @@ static const char *const backplane_keys[] = {
     "type",          "url",         "username", "password", "connect_timeout_ms",
     "history_ttl_s", "max_pending", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
+static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 
 static char *xstrdup(const char *s)
 {
@@ -253,6 +255,43 @@ static int parse_log_level(struct parse *p, json_t *root, struct conf *nc)
         return fail(p, NULL, "log_level", "unknown level \"%s\" (err, warn, notice, info or debug)",
                     s);
     nc->log_level = lvl;
+    return 0;
+}
+
+/* Like get_int() for booleans: strictly true or false. */
+static int get_bool(struct parse *p, json_t *obj, const char *sec, const char *key, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return fail(p, sec, key, "must be true or false, not %s", type_name(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+static int parse_log(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+    const char *s;
+    size_t len;
+    int r, fmt;
+
+    if (get_section(p, root, "log", log_keys, &sec) < 0)
+        return -1;
+    r = get_str(p, sec, "log", "format", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        fmt = strlen(s) == len ? log_format_parse(s) : -1;
+        if (fmt < 0)
+            return fail(p, "log", "format", "unknown format \"%s\" (plain or json)", s);
+        nc->log_format = fmt;
+    }
+    if (get_bool(p, sec, "log", "access", &nc->log_access) < 0 ||
+        get_u32(p, sec, "log", "repeat_limit_per_s", 0, 1000000, &nc->log_repeat_limit_per_s) < 0)
+        return -1;
     return 0;
 }
 
@@ -553,9 +592,9 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
         return -1;
     }
     if (check_keys(p, root, NULL, top_keys) < 0 || parse_listen(p, root, nc) < 0 ||
-        parse_log_level(p, root, nc) < 0 || parse_numbers(p, root, nc) < 0 ||
-        parse_auth(p, root, nc) < 0 || parse_backplane(p, root, nc) < 0 ||
-        parse_cors(p, root, nc) < 0)
+        parse_log_level(p, root, nc) < 0 || parse_log(p, root, nc) < 0 ||
+        parse_numbers(p, root, nc) < 0 || parse_auth(p, root, nc) < 0 ||
+        parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -566,6 +605,9 @@ void conf_init(struct conf *cf)
     cf->listen_address = xstrdup("127.0.0.1");
     cf->listen_port = 8080;
     cf->log_level = LOG_INFO;
+    cf->log_format = LOG_FORMAT_PLAIN;
+    cf->log_access = 0;
+    cf->log_repeat_limit_per_s = 10;
     cf->history_size = 1000;
     cf->sse_heartbeat_ms = 15000;
     cf->sse_retry_ms = 2000;

@@ -9,6 +9,7 @@
 #include "rtgate/hub.h"
 #include "rtgate/log.h"
 #include "rtgate/redis_backplane.h"
+#include "rtgate/sdnotify.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -18,11 +19,42 @@ static void on_signal_closed(uv_handle_t *h)
 {
 }
 
+/* systemd (Type=notify): READY=1 when we listen and the backplane can take publishes, then a
+ * STATUS= line whenever the backplane or the number of streams changes. */
+static void on_status_tick(uv_timer_t *t)
+{
+    struct gateway *gw = container_of(t, struct gateway, status);
+    int up = gw->bp->ops->is_ready(gw->bp);
+    size_t streams = http_server_streams(gw->http);
+    char status[160];
+
+    if (gw->stopping)
+        return; /* STOPPING=1 said it; a status line would now only contradict it */
+    if (gw->notified_ready && up == gw->last_up && streams == gw->last_streams)
+        return;
+    snprintf(status, sizeof(status), "listening on %s:%d, backplane %s %s, %zu streams",
+             gw->cf->listen_address, http_server_port(gw->http), gw->bp->ops->name,
+             up ? "up" : "down", streams);
+    gw->last_up = up;
+    gw->last_streams = streams;
+    if (!gw->notified_ready && up) {
+        gw->notified_ready = 1;
+        sdnotify_ready(status);
+        uv_timer_set_repeat(t, 5000);
+    } else if (gw->notified_ready) {
+        sdnotify_status(status);
+    }
+}
+
 static void on_drained(void *ud)
 {
     struct gateway *gw = ud;
 
     log_notice("gateway: drained, exiting");
+    sdnotify_status("drained, exiting");
+    uv_timer_stop(&gw->status);
+    uv_close((uv_handle_t *)&gw->status, on_signal_closed);
+    sdnotify_close();
     uv_close((uv_handle_t *)&gw->sigint, on_signal_closed);
     uv_close((uv_handle_t *)&gw->sigterm, on_signal_closed);
     uv_close((uv_handle_t *)&gw->sighup, on_signal_closed);
@@ -39,6 +71,7 @@ static void on_signal(uv_signal_t *s, int signum)
         return;
     }
     gw->stopping = 1;
+    sdnotify_stopping(signum == SIGINT ? "stopping at once (SIGINT)" : "draining (SIGTERM)");
     log_notice("gateway: %s, draining (deadline %u ms)", strsignal(signum),
                gw->cf->shutdown_timeout_ms);
     http_server_drain(gw->http, signum == SIGINT, on_drained, gw);
@@ -69,7 +102,10 @@ void gateway_reload(struct gateway *gw)
         conf_release(&old);
     }
     log_set_level((enum log_level)gw->cf->log_level);
+    log_set_format((enum log_format)gw->cf->log_format);
+    log_set_repeat_limit(gw->cf->log_repeat_limit_per_s);
     log_notice("gateway: reloaded '%s'", gw->cf->path);
+    sdnotify_status("configuration reloaded");
 }
 
 static void on_sighup(uv_signal_t *s, int signum)
@@ -112,6 +148,9 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
     uv_signal_start(&gw->sigterm, on_signal, SIGTERM);
     uv_signal_start(&gw->sighup, on_sighup, SIGHUP);
     signal(SIGPIPE, SIG_IGN);
+    sdnotify_init(&gw->loop);
+    uv_timer_init(&gw->loop, &gw->status);
+    uv_timer_start(&gw->status, on_status_tick, 0, 50); /* 50 ms until ready, then 5 s */
     log_notice("gateway: listening on http://%s:%d (backplane %s, rtgate %s)", cf->listen_address,
                http_server_port(gw->http), gw->bp->ops->name, RTGATE_VERSION);
     return 0;

@@ -11,31 +11,30 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t api_metrics(struct http_server *srv, char *buf, size_t cap)
+void api_metrics(struct http_server *srv, struct metrics_buf *b)
 {
     struct hub_stats st;
-    size_t len = metrics_render(buf, cap);
-    int n;
 
     hub_get_stats(srv->hub, &st);
-    n = snprintf(buf + len, cap - len,
-                 "# HELP rtgate_streams Open SSE, long-poll and WebSocket connections\n"
-                 "# TYPE rtgate_streams gauge\nrtgate_streams %zu\n"
-                 "# HELP rtgate_longpolls_held Long-poll requests being held\n"
-                 "# TYPE rtgate_longpolls_held gauge\nrtgate_longpolls_held %zu\n"
-                 "# HELP rtgate_topics Topics with subscribers or history\n"
-                 "# TYPE rtgate_topics gauge\nrtgate_topics %zu\n"
-                 "# HELP rtgate_subscriptions Local subscriptions\n"
-                 "# TYPE rtgate_subscriptions gauge\nrtgate_subscriptions %zu\n"
-                 "# HELP rtgate_deliveries_total Messages queued to subscribers\n"
-                 "# TYPE rtgate_deliveries_total counter\nrtgate_deliveries_total %llu\n"
-                 "# HELP rtgate_draining 1 while shutting down\n"
-                 "# TYPE rtgate_draining gauge\nrtgate_draining %d\n",
-                 srv->n_streams, srv->n_held_polls, st.n_topics, st.n_subscriptions,
-                 (unsigned long long)st.n_delivered, srv->draining);
-    if (n > 0 && (size_t)n < cap - len)
-        len += (size_t)n;
-    return len;
+    metrics_render(b);
+    metrics_put(b, "gauge", "rtgate_streams", "Open SSE, long-poll and WebSocket connections",
+                srv->n_streams);
+    metrics_put(b, "gauge", "rtgate_longpolls_held", "Long-poll requests being held",
+                srv->n_held_polls);
+    metrics_put(b, "gauge", "rtgate_topics", "Topics with subscribers or history", st.n_topics);
+    metrics_put(b, "gauge", "rtgate_subscriptions", "Local subscriptions", st.n_subscriptions);
+    metrics_put(b, "counter", "rtgate_deliveries_total", "Messages queued to subscribers",
+                st.n_delivered);
+    metrics_put(b, "counter", "rtgate_deliveries_dropped_total",
+                "Deliveries not made because the subscriber's queue was full or it was being cut",
+                st.n_dropped);
+    metrics_put(b, "gauge", "rtgate_draining", "1 while shutting down", (uint64_t)srv->draining);
+    metrics_put(b, "gauge", "rtgate_backplane_up",
+                "1 while the backplane accepts publishes (always 1 for the local one)",
+                (uint64_t)(!srv->bp || srv->bp->ops->is_ready(srv->bp)));
+    metrics_put(b, "counter", "rtgate_log_lines_suppressed_total",
+                "Log lines left out by log.repeat_limit_per_s (each run is summed up in one line)",
+                log_suppressed_total());
 }
 
 int api_on_get(struct conn *c, const char *path)
@@ -52,11 +51,12 @@ int api_on_get(struct conn *c, const char *path)
         return http_respond(c, 200, NULL, "{\"status\":\"ready\"}", 18, NULL);
     }
     if (strcmp(path, "/metrics") == 0) {
-        char *buf = xmalloc(16384);
-        size_t len = api_metrics(srv, buf, 16384);
-        int rc = http_respond(c, 200, "text/plain; version=0.0.4", buf, len, NULL);
+        struct metrics_buf b = {0};
+        int rc;
 
-        xfree(buf);
+        api_metrics(srv, &b);
+        rc = http_respond(c, 200, "text/plain; version=0.0.4", b.p, b.len, NULL);
+        metrics_buf_release(&b);
         return rc;
     }
     return http_error(c, 404, "not found");
@@ -70,6 +70,7 @@ static int check_api_key(struct conn *c)
     if (n > 0 && auth_api_key_ok(c->srv->cf->api_keys, c->srv->cf->n_api_keys, key, (size_t)n))
         return 0;
     metrics_inc(M_AUTH_FAILURES);
+    http_log_refused(c, n > 0 ? "bad API key" : "missing X-API-Key header");
     http_error(c, 401, n > 0 ? "bad API key" : "missing X-API-Key header");
     return -1;
 }
@@ -135,6 +136,7 @@ static void on_published(void *ud, int status, const struct msg_id *id)
 
     if (status == 0)
         metrics_inc(M_PUBLISHED);
+    metrics_published(p->source, status == 0);
     if (!c) {
         xfree(p); /* the client left before the answer */
         return;
@@ -195,10 +197,11 @@ int api_on_body_done(struct conn *c)
     size_t from_len = c->id.sub_len;
     json_t *req, *data, *jfrom;
     json_error_t jerr;
+    enum route route = c->route;
     char *text;
     int tlen;
 
-    if (c->route == ROUTE_NONE)
+    if (route == ROUTE_NONE)
         return 0;
     c->route = ROUTE_NONE;
     if (c->body_too_big)
@@ -238,7 +241,8 @@ int api_on_body_done(struct conn *c)
     c->body = NULL;
     c->body_len = 0;
     hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text), on_published,
-                pub_req_new(c, topic, (size_t)tlen, NULL));
+                pub_req_new(c, topic, (size_t)tlen, NULL,
+                            route == ROUTE_PUBLISH ? MET_SRC_API : MET_SRC_MESSAGES));
     free(text);
     json_decref(req);
     return 0;

@@ -103,6 +103,14 @@ static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int 
     if (more)
         out_put(&o, ",\"more\":true", 12);
     out_put(&o, "}", 1);
+    /* counted as the answer is made: it is written whole at the next writable callback */
+    if (n) {
+        enum metrics_transport t = http_transport(c);
+        uint64_t now = metrics_wall_us();
+
+        for (size_t i = 0; i < n; i++)
+            metrics_delivered(t, v[i]->ts, now);
+    }
     rc = http_respond(c, 200, NULL, o.p, o.len, etag);
     xfree(o.p);
     return rc;

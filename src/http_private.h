@@ -9,6 +9,7 @@
 #include "rtgate/dlist.h"
 #include "rtgate/http_server.h"
 #include "rtgate/hub.h"
+#include "rtgate/metrics.h"
 #include "rtgate/sendq.h"
 
 #include <jansson.h>
@@ -28,10 +29,12 @@ struct pub_req {
     struct pub_req *next;
     struct conn *c;
     json_t *rid; /* WebSocket request id */
+    enum metrics_source source;
     size_t topic_len;
     char topic[];
 };
-struct pub_req *pub_req_new(struct conn *c, const char *topic, size_t len, json_t *rid);
+struct pub_req *pub_req_new(struct conn *c, const char *topic, size_t len, json_t *rid,
+                            enum metrics_source source);
 /* Unlinks @p from its connection; returns the connection (NULL if it had gone). */
 struct conn *pub_req_done(struct pub_req *p);
 struct poll_state;
@@ -39,6 +42,8 @@ void ws_release(struct conn *c);
 void poll_release(struct conn *c);
 
 enum conn_kind { CONN_NONE, CONN_HTTP, CONN_SSE, CONN_LONGPOLL, CONN_WS };
+
+enum http_method { HTTP_GET, HTTP_POST, HTTP_OPTIONS, HTTP_OTHER };
 
 enum route {
     ROUTE_NONE,
@@ -62,6 +67,13 @@ struct conn {
     struct sub sub;
     struct sendq q;
     struct auth_identity id;
+
+    /* For the request's metrics and access line, written when it ends (conn_release). */
+    uint64_t start_ns; /* metrics_mono_ns() when it arrived */
+    uint16_t status;   /* the status sent; 0: none yet */
+    uint8_t method;    /* enum http_method */
+    uint8_t endpoint;  /* enum metrics_endpoint */
+    char *path;        /* MET_EP_OTHER with log.access on: what was asked for */
 
     char *cors; /* "access-control-allow-origin: ..." lines when the Origin is allowed */
 
@@ -150,7 +162,13 @@ void http_hold(struct conn *c, enum conn_kind kind);
 int http_write_response(struct conn *c);
 /* Allow/forbid reading while a request is held (the lws 4.1.6 busy-loop workaround). */
 void http_request_writable(struct conn *c);
+/* The request is over (for a stream: the stream): counts it by endpoint and status and writes
+ * its access line; then frees what the connection holds and zeroes it. Idempotent. */
 void conn_release(struct conn *c);
+/* The transport label of @c's bytes and access line, from its endpoint. */
+enum metrics_transport http_transport(const struct conn *c);
+/* One rate-limited notice per refused credential: which endpoint, why (never the credential). */
+void http_log_refused(const struct conn *c, const char *why);
 /* Copies a query argument into @buf; returns its length or -1 when absent. */
 int http_arg(struct conn *c, const char *name, char *buf, size_t cap);
 uint64_t http_now_ms(void);
@@ -160,7 +178,8 @@ int api_on_get(struct conn *c, const char *path);
 int api_on_post(struct conn *c, const char *path);
 int api_on_body(struct conn *c, const void *in, size_t len);
 int api_on_body_done(struct conn *c);
-size_t api_metrics(struct http_server *srv, char *buf, size_t cap);
+/* Renders every metric of the server into @b. */
+void api_metrics(struct http_server *srv, struct metrics_buf *b);
 
 /* http_sse.c */
 int sse_on_request(struct conn *c);

@@ -62,6 +62,7 @@ int http_respond(struct conn *c, int status, const char *ctype, const char *body
 
     if (status >= 400)
         metrics_inc(M_HTTP_ERRORS);
+    c->status = (uint16_t)status;
     n = snprintf((char *)buf + LWS_PRE, hmax,
                  "HTTP/1.1 %d %s\r\n"
                  "content-type: %s\r\n"
@@ -134,8 +135,14 @@ int http_authenticate(struct conn *c)
         return 0;
     }
     metrics_inc(M_AUTH_FAILURES);
+    http_log_refused(c, why);
     http_error(c, 401, why);
     return -1;
+}
+
+void http_log_refused(const struct conn *c, const char *why)
+{
+    log_notice("http: %s refused: %s", metrics_endpoint_name(c->endpoint), why);
 }
 
 int http_may_read(const struct conn *c, const char *topic, size_t len)
@@ -225,11 +232,13 @@ int http_apply_cursor(struct conn *c, const char *s, size_t len, int earliest, s
     return 0;
 }
 
-struct pub_req *pub_req_new(struct conn *c, const char *topic, size_t len, json_t *rid)
+struct pub_req *pub_req_new(struct conn *c, const char *topic, size_t len, json_t *rid,
+                            enum metrics_source source)
 {
     struct pub_req *p = xcalloc(1, sizeof(*p) + len + 1);
 
     p->c = c;
+    p->source = source;
     p->rid = rid ? json_incref(rid) : NULL;
     p->topic_len = len;
     memcpy(p->topic, topic, len);
@@ -283,6 +292,7 @@ void stream_advance(struct stream_topics *st, const struct msg *m)
 void http_hold(struct conn *c, enum conn_kind kind)
 {
     c->kind = kind;
+    metrics_connections(kind == CONN_SSE ? MET_TR_SSE : MET_TR_LONGPOLL, 1);
     dlist_insert_tail(&c->srv->held, &c->link);
     c->srv->n_streams++;
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
@@ -296,11 +306,47 @@ void http_request_writable(struct conn *c)
     lws_callback_on_writable(c->wsi);
 }
 
+enum metrics_transport http_transport(const struct conn *c)
+{
+    switch (c->endpoint) {
+    case MET_EP_SSE: return MET_TR_SSE;
+    case MET_EP_POLL: return MET_TR_POLL;
+    case MET_EP_LONGPOLL: return MET_TR_LONGPOLL;
+    case MET_EP_WS: return MET_TR_WS;
+    default: return MET_TR_HTTP;
+    }
+}
+
+static const char *const method_names[] = {"GET", "POST", "OPTIONS", "OTHER"};
+
+static void end_request(struct conn *c)
+{
+    /* 499 (nginx's code): the client went away before it was answered */
+    int status = c->status ? c->status : 499;
+    struct log_access a;
+
+    metrics_http_response(c->endpoint, status);
+    if (!c->srv->cf->log_access)
+        return;
+    a.method = method_names[c->method];
+    a.path = c->path ? c->path : metrics_endpoint_name(c->endpoint);
+    a.path_len = strlen(a.path);
+    a.status = status;
+    a.duration_us = (metrics_mono_ns() - c->start_ns) / 1000;
+    a.transport = metrics_transport_name(http_transport(c));
+    log_access(&a);
+}
+
 void conn_release(struct conn *c)
 {
     if (!c || !c->srv)
         return;
+    end_request(c);
     if (c->kind == CONN_SSE || c->kind == CONN_LONGPOLL || c->kind == CONN_WS) {
+        metrics_connections(c->kind == CONN_SSE        ? MET_TR_SSE
+                            : c->kind == CONN_LONGPOLL ? MET_TR_LONGPOLL
+                                                       : MET_TR_WS,
+                            -1);
         hub_unsubscribe_all(c->srv->hub, &c->sub);
         sendq_release(&c->q);
         dlist_remove(&c->link);
@@ -323,6 +369,7 @@ void conn_release(struct conn *c)
     xfree(c->topics);
     xfree(c->rx);
     xfree(c->cors);
+    xfree(c->path);
     memset(c, 0, sizeof(*c));
 }
 
@@ -338,6 +385,7 @@ int http_write_response(struct conn *c)
         return 0;
     if (lws_write(wsi, c->resp + LWS_PRE, c->resp_len, LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
+    metrics_written(http_transport(c), c->resp_len);
     if (!keep) {
         c->closing = 1;
         xfree(c->resp);
@@ -363,26 +411,31 @@ static int on_http_writable(struct conn *c)
     }
 }
 
-enum method { M_GET, M_POST, M_OPTIONS, M_OTHER };
-
-static enum method get_method(struct lws *wsi)
+static enum http_method get_method(struct lws *wsi)
 {
     if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
-        return M_GET;
+        return HTTP_GET;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
-        return M_POST;
+        return HTTP_POST;
     if (lws_hdr_total_length(wsi, WSI_TOKEN_OPTIONS_URI))
-        return M_OPTIONS;
-    return M_OTHER;
+        return HTTP_OPTIONS;
+    return HTTP_OTHER;
 }
 
 static const struct {
     const char *path;
-    enum method method;
+    enum http_method method;
+    enum metrics_endpoint ep;
 } routes[] = {
-    {"/v1/sse", M_GET},  {"/v1/poll", M_GET},      {"/v1/longpoll", M_GET},
-    {"/v1/ws", M_GET},   {"/v1/messages", M_POST}, {"/v1/publish", M_POST},
-    {"/healthz", M_GET}, {"/readyz", M_GET},       {"/metrics", M_GET},
+    {"/v1/sse", HTTP_GET, MET_EP_SSE},
+    {"/v1/poll", HTTP_GET, MET_EP_POLL},
+    {"/v1/longpoll", HTTP_GET, MET_EP_LONGPOLL},
+    {"/v1/ws", HTTP_GET, MET_EP_WS},
+    {"/v1/messages", HTTP_POST, MET_EP_MESSAGES},
+    {"/v1/publish", HTTP_POST, MET_EP_PUBLISH},
+    {"/healthz", HTTP_GET, MET_EP_HEALTHZ},
+    {"/readyz", HTTP_GET, MET_EP_READYZ},
+    {"/metrics", HTTP_GET, MET_EP_METRICS},
 };
 
 /* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and
@@ -425,7 +478,7 @@ static int answer_preflight(struct conn *c)
 
 static int on_http(struct conn *c, struct lws *wsi, const char *path)
 {
-    enum method m = get_method(wsi);
+    enum http_method m = get_method(wsi);
     int known = -1;
 
     memset(c, 0, sizeof(*c));
@@ -433,22 +486,30 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
     c->wsi = wsi;
     c->srv = lws_context_user(lws_get_context(wsi));
     c->keep_alive = 1;
+    c->start_ns = metrics_mono_ns();
+    c->method = (uint8_t)m;
+    c->endpoint = MET_EP_OTHER;
     dlist_init(&c->link);
     metrics_inc(M_HTTP_REQUESTS);
     for (size_t i = 0; i < ARRAY_LEN(routes); i++)
         if (strcmp(path, routes[i].path) == 0)
             known = (int)i;
     check_origin(c);
-    if (known < 0)
+    if (known < 0) {
+        /* lws hands us the path without its query string (where tokens travel) */
+        if (c->srv->cf->log_access)
+            c->path = xstrndup(path, strnlen(path, 256));
         return http_error(c, 404, "not found");
-    if (m == M_OPTIONS)
+    }
+    c->endpoint = (uint8_t)routes[known].ep;
+    if (m == HTTP_OPTIONS)
         return answer_preflight(c);
     if (m != routes[known].method) {
         char allow[64];
 
         snprintf(allow, sizeof(allow), "allow: %s\r\n",
-                 routes[known].method == M_GET ? "GET" : "POST");
-        c->keep_alive = m != M_POST; /* an unread body must not be taken for a request */
+                 routes[known].method == HTTP_GET ? "GET" : "POST");
+        c->keep_alive = m != HTTP_POST; /* an unread body must not be taken for a request */
         return http_respond(c, 405, NULL, "{\"error\":\"method not allowed\"}", 30, allow);
     }
     if (c->srv->refusing && strcmp(path, "/healthz") != 0 && strcmp(path, "/readyz") != 0) {
@@ -463,7 +524,7 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
         return poll_on_request(c, 1);
     if (strcmp(path, "/v1/ws") == 0)
         return http_error(c, 426, "WebSocket upgrade required");
-    if (m == M_POST)
+    if (m == HTTP_POST)
         return api_on_post(c, path);
     return api_on_get(c, path);
 }
@@ -524,6 +585,7 @@ static void on_tick(uv_timer_t *t)
     int heartbeat = now >= srv->next_heartbeat_ms, sweep = now >= srv->next_sweep_ms;
     struct dlist *pos;
 
+    log_tick();
     if (heartbeat)
         srv->next_heartbeat_ms = now + srv->cf->sse_heartbeat_ms;
     if (sweep)
@@ -631,6 +693,11 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     srv->next_heartbeat_ms = http_now_ms() + cf->sse_heartbeat_ms;
     srv->next_sweep_ms = http_now_ms() + SWEEP_MS;
     return srv;
+}
+
+size_t http_server_streams(const struct http_server *srv)
+{
+    return srv->n_streams;
 }
 
 int http_server_port(const struct http_server *srv)

@@ -95,6 +95,8 @@ static int write_headers(struct conn *c)
     n += 2;
     if (lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
+    c->status = 200;
+    metrics_written(MET_TR_SSE, n);
     /* Not lws_http_mark_sse(): on HTTP/1.1 it only logs an error ("not h2 substream"); the
      * stream's timeout is cancelled by http_hold() and we write raw event-stream bytes. */
     return 0;
@@ -189,6 +191,9 @@ int sse_on_writable(struct conn *c)
             msg_unref(f);
         return -1;
     }
+    metrics_written(MET_TR_SSE, f->sse_len);
+    if (m->topic && !m->is_reset)
+        metrics_delivered(MET_TR_SSE, m->ts, metrics_wall_us());
     if (f != m)
         msg_unref(f);
     sendq_pop(&c->q);

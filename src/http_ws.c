@@ -71,8 +71,20 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
                                      : "Service Unavailable",
                      bl, reason);
 
-    lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    if (lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS) >= 0)
+        metrics_written(MET_TR_WS, (size_t)n);
     return -1;
+}
+
+/* A refused upgrade is a whole request: counted and logged now, as nothing is left to release
+ * (c->srv cleared). */
+static int refuse(struct conn *c, int status, const char *reason)
+{
+    int rc = refuse_upgrade(c->wsi, status, reason);
+
+    c->status = (uint16_t)status;
+    conn_release(c);
+    return rc;
 }
 
 int ws_on_filter(struct conn *c, struct lws *wsi)
@@ -88,13 +100,26 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     dlist_init(&c->link);
     c->wsi = wsi;
     c->srv = srv;
+    c->start_ns = metrics_mono_ns();
+    c->method = HTTP_GET;
+    c->endpoint = MET_EP_WS;
+    metrics_inc(M_HTTP_REQUESTS);
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
-        strcmp(path, "/v1/ws") != 0)
-        return refuse_upgrade(wsi, 404, "not found");
+        strcmp(path, "/v1/ws") != 0) {
+        c->endpoint = MET_EP_OTHER;
+        if (srv->cf->log_access) {
+            char upath[256];
+            int plen = lws_hdr_copy(wsi, upath, sizeof(upath), WSI_TOKEN_GET_URI);
+
+            if (plen > 0)
+                c->path = xstrndup(upath, (size_t)plen);
+        }
+        return refuse(c, 404, "not found");
+    }
     if (srv->refusing)
-        return refuse_upgrade(wsi, 503, "shutting down");
+        return refuse(c, 503, "shutting down");
     if (srv->n_streams >= srv->cf->max_connections)
-        return refuse_upgrade(wsi, 503, "too many connections");
+        return refuse(c, 503, "too many connections");
     n = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
     if (n > 7 && strncasecmp(tok, "Bearer ", 7) == 0) {
         t = tok + 7;
@@ -114,8 +139,8 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     if (!t || auth_verify_jwt(srv->cf->jwt_secret, srv->cf->jwt_secret_len, t, (size_t)n,
                               (int64_t)(http_now_ms() / 1000), &c->id, &why) != 0) {
         metrics_inc(M_AUTH_FAILURES);
-        c->srv = NULL; /* nothing to release */
-        return refuse_upgrade(wsi, 401, why);
+        http_log_refused(c, why);
+        return refuse(c, 401, why);
     }
     c->authed = 1;
     return 0;
@@ -131,6 +156,8 @@ int ws_on_established(struct conn *c, struct lws *wsi)
     sendq_init(&c->q, c->srv->cf->send_queue);
     dlist_insert_tail(&c->srv->sockets, &c->link);
     c->srv->n_streams++;
+    c->status = 101;
+    metrics_connections(MET_TR_WS, 1);
     metrics_inc(M_WS_CONNECTIONS);
     log_debug("ws: '%s' connected", c->id.sub);
     return 0;
@@ -303,6 +330,7 @@ static void on_ws_published(void *ud, int status, const struct msg_id *id)
 
     if (status == 0)
         metrics_inc(M_PUBLISHED);
+    metrics_published(MET_SRC_WS, status == 0);
     if (c && status != 0) {
         send_error(c, p->rid, "backplane unavailable");
     } else if (c) {
@@ -330,7 +358,7 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
         return send_error(c, rid, "missing \"data\"");
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     hub_publish(c->srv->hub, topic, (size_t)tlen, c->id.sub, c->id.sub_len, text, strlen(text),
-                on_ws_published, pub_req_new(c, topic, (size_t)tlen, rid));
+                on_ws_published, pub_req_new(c, topic, (size_t)tlen, rid, MET_SRC_WS));
     free(text);
 }
 
@@ -431,7 +459,8 @@ static int send_close(struct conn *c, uint16_t code, const char *reason)
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);
     /* 4 is LWS_WRITE_CLOSE, which lws 4.1 keeps out of its public enum */
-    lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4);
+    if (lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4) >= 0)
+        metrics_written(MET_TR_WS, n + 2);
     return -1;
 }
 
@@ -451,6 +480,9 @@ int ws_on_writable(struct conn *c)
     }
     if (lws_write(c->wsi, m->ws, m->ws_len, LWS_WRITE_TEXT) < 0)
         return -1;
+    metrics_written(MET_TR_WS, m->ws_len);
+    if (m->topic && !m->is_reset)
+        metrics_delivered(MET_TR_WS, m->ts, metrics_wall_us());
     sendq_pop(&c->q);
     if (sendq_len(&c->q) || c->drain)
         lws_callback_on_writable(c->wsi);

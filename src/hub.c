@@ -68,7 +68,7 @@ struct hub {
     size_t history_size;
     char epoch[MSG_EPOCH_LEN + 1];
     struct backplane *bp;
-    uint64_t n_published, n_delivered, n_slow_kicks;
+    uint64_t n_published, n_delivered, n_slow_kicks, n_dropped;
 };
 
 static void start_replay(struct hub *h, struct hub_link *l);
@@ -258,13 +258,16 @@ static int deliver(struct hub *h, struct hub_link *l, struct msg *m)
 {
     struct sub *s = l->sub;
 
-    if (s->kicked)
+    if (s->kicked) {
+        h->n_dropped++;
         return -1;
+    }
     if (msg_id_cmp(m->id, l->last) <= 0)
         return 0;
     if (s->ops->deliver(s, m) == SUB_SLOW) {
         s->kicked = 1;
         h->n_slow_kicks++;
+        h->n_dropped++;
         s->ops->kick(s, SUB_KICK_SLOW);
         return -1;
     }
@@ -479,12 +482,15 @@ static void ingest(struct hub *h, struct hub_topic *t, struct msg *m)
     dlist_for_each_safe (pos, tmp, &t->subs) {
         struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
 
-        if (l->sub->kicked)
+        if (l->sub->kicked) {
+            h->n_dropped++;
             continue;
+        }
         if (l->replaying) {
             if (msgbuf_push(&l->held, m, HUB_HOLD_MAX) != 0) {
                 l->sub->kicked = 1;
                 h->n_slow_kicks++;
+                h->n_dropped++;
                 l->sub->ops->kick(l->sub, SUB_KICK_SLOW);
             }
             continue;
@@ -666,4 +672,5 @@ void hub_get_stats(const struct hub *h, struct hub_stats *st)
     st->n_published = h->n_published;
     st->n_delivered = h->n_delivered;
     st->n_slow_kicks = h->n_slow_kicks;
+    st->n_dropped = h->n_dropped;
 }

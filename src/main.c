@@ -142,6 +142,8 @@ int main(int argc, char **argv)
         return rc;
     }
     log_set_level((enum log_level)cf.log_level);
+    log_set_format((enum log_format)cf.log_format);
+    log_set_repeat_limit(cf.log_repeat_limit_per_s);
     raise_nofile();
     if (gateway_start(&gw, &cf, err, sizeof(err)) != 0) {
         log_err("%s", err);

@@ -16,6 +16,7 @@
 #include "rtgate/conf.h"
 #include "rtgate/dlist.h"
 #include "rtgate/log.h"
+#include "rtgate/metrics.h"
 #include "rtgate/redis_uv.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
@@ -110,6 +111,7 @@ struct rb_req { /* a history read in flight */
     struct redis_backplane *rb;
     hub_history_fn *fn; /* NULL once cancelled */
     void *ud;
+    uint64_t sent_ns;
     size_t len;
     char topic[TOPIC_MAX_LEN + 1];
 };
@@ -118,6 +120,7 @@ struct rb_pub { /* a publish in flight */
     struct redis_backplane *rb;
     hub_publish_fn *cb;
     void *ud;
+    uint64_t sent_ns;
 };
 
 struct redis_backplane {
@@ -266,6 +269,8 @@ static void become_ready(struct redis_backplane *rb)
     uv_timer_stop(&rb->timeout);
     log_notice("backplane: redis %s:%d ready%s", rb->cf->redis_host, rb->cf->redis_port,
                rb->was_ready ? " again: resubscribing and catching up" : "");
+    if (rb->was_ready)
+        metrics_inc(M_BACKPLANE_RECONNECTS);
     rb->was_ready = 1;
     if (rb->sub_fresh) {
         /* A new subscriber connection has no subscriptions: every topic with local
@@ -528,6 +533,8 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
     struct msg_id id;
 
     rb->n_inflight--;
+    if (r)
+        metrics_redis_done(MET_REDIS_PUBLISH, p->sent_ns); /* a reply, not a dropped link */
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_STRING &&
         msg_id_parse(r->element[0]->str, r->element[0]->len, &id) == 0) {
@@ -572,6 +579,7 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
     p->rb = rb;
     p->cb = cb;
     p->ud = ud;
+    p->sent_ns = metrics_mono_ns();
     rb->n_inflight++;
     if (redisAsyncCommandArgv(rb->cmd, on_published, p, 11, argv, lens) != REDIS_OK) {
         rb->n_inflight--;
@@ -604,6 +612,8 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
     size_t n;
 
     rb->n_inflight--;
+    if (r)
+        metrics_redis_done(MET_REDIS_HISTORY, q->sent_ns);
     if (!q->fn) {
         xfree(q); /* cancelled */
         return;
@@ -673,6 +683,7 @@ static void *rb_history(struct backplane *bp, const char *topic, size_t len,
     q->fn = fn;
     q->ud = ud;
     q->len = len;
+    q->sent_ns = metrics_mono_ns();
     memcpy(q->topic, topic, len);
     rb->n_inflight++;
     if (redisAsyncCommandArgv(rb->cmd, on_history, q, 9, argv, lens) != REDIS_OK) {

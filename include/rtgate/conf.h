@@ -14,6 +14,12 @@ struct conf {
     char *listen_address; /* "listen.address", default "127.0.0.1" */
     int listen_port;      /* "listen.port", default 8080, 1..65535 (0 = any free port) */
     int log_level;        /* "log_level": enum log_level, default "info" */
+    int log_format;       /* "log.format": enum log_format, "plain" (default) or "json" */
+    int log_access;       /* "log.access": one line per HTTP request / WebSocket session, default
+                           * false */
+    uint32_t log_repeat_limit_per_s; /* "log.repeat_limit_per_s": lines per second one message
+                                      * may log before the rest are suppressed (and summed up),
+                                      * default 10, 0..1000000, 0: no limit */
 
     size_t history_size; /* "history.size": messages kept per topic, default 1000, 1..1000000 */
 

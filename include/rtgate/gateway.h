@@ -18,6 +18,9 @@ struct gateway {
     struct backplane *bp;
     struct http_server *http;
     uv_signal_t sigint, sigterm, sighup;
+    uv_timer_t status; /* systemd: READY=1 once the backplane is up, then STATUS= changes */
+    int notified_ready, last_up;
+    size_t last_streams;
     int stopping;
 };
 

@@ -18,6 +18,9 @@ typedef void http_server_stopped_fn(void *ud);
 struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
                                     struct backplane *bp, char *err, size_t errlen);
 
+/* Open SSE, long-poll and WebSocket connections. */
+size_t http_server_streams(const struct http_server *srv);
+
 /* The port actually bound (useful with listen.port 0). */
 int http_server_port(const struct http_server *srv);
 

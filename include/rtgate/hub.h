@@ -130,7 +130,10 @@ void hub_local_history(struct hub *h, const char *topic, size_t len, const struc
 
 struct hub_stats {
     size_t n_topics, n_subscriptions;
-    uint64_t n_published, n_delivered, n_slow_kicks;
+    uint64_t n_published;  /* messages that reached this hub (each once) */
+    uint64_t n_delivered;  /* messages queued to subscribers */
+    uint64_t n_slow_kicks; /* subscribers cut because their queue was full */
+    uint64_t n_dropped;    /* deliveries not made: the subscriber was full or already cut */
 };
 void hub_get_stats(const struct hub *h, struct hub_stats *st);
 

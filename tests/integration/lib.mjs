@@ -36,6 +36,7 @@ export async function startGateway(overrides = {}) {
   const port = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('rtgate did not start:\n' + out)), 10000);
     const check = () => {
+      if (proc.exitCode !== null || proc.signalCode !== null) return; // the exit handler rejects
       const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
       if (m) { clearTimeout(t); resolve(Number(m[1])); } else setTimeout(check, 20);
     };

@@ -98,6 +98,9 @@ static void assert_defaults(const struct conf *cf)
     assert_string_equal(cf->listen_address, "127.0.0.1");
     assert_int_equal(cf->listen_port, 8080);
     assert_int_equal(cf->log_level, LOG_INFO);
+    assert_int_equal(cf->log_format, LOG_FORMAT_PLAIN);
+    assert_int_equal(cf->log_access, 0);
+    assert_int_equal(cf->log_repeat_limit_per_s, 10);
     assert_int_equal(cf->history_size, 1000);
     assert_int_equal(cf->sse_heartbeat_ms, 15000);
     assert_int_equal(cf->sse_retry_ms, 2000);
@@ -439,6 +442,53 @@ static void test_log_level(void **state)
                  "(err, warn, notice, info or debug)");
     expect_error("{\"log_level\":\"INFO\"," AUTH "}",
                  "x.json: log_level: unknown level \"INFO\" (err, warn, notice, info or debug)");
+}
+
+static void test_log_section(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf,
+              "{\"log\":{\"format\":\"json\",\"access\":true,\"repeat_limit_per_s\":0}," AUTH "}");
+    assert_int_equal(cf.log_format, LOG_FORMAT_JSON);
+    assert_int_equal(cf.log_access, 1);
+    assert_int_equal(cf.log_repeat_limit_per_s, 0);
+    assert_int_equal(cf.log_level, LOG_INFO); /* log_level stays a top-level key */
+    conf_release(&cf);
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"log\":{\"format\":\"plain\",\"access\":false,"
+                   "\"repeat_limit_per_s\":1000000}," AUTH "}");
+    assert_int_equal(cf.log_format, LOG_FORMAT_PLAIN);
+    assert_int_equal(cf.log_access, 0);
+    assert_int_equal(cf.log_repeat_limit_per_s, 1000000);
+    conf_release(&cf);
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"log\":{}," AUTH "}"); /* an empty section: all defaults */
+    assert_defaults(&cf);
+    conf_release(&cf);
+
+    expect_error("{\"log\":{\"format\":\"text\"}," AUTH "}",
+                 "x.json: log.format: unknown format \"text\" (plain or json)");
+    expect_error("{\"log\":{\"format\":\"JSON\"}," AUTH "}",
+                 "x.json: log.format: unknown format \"JSON\" (plain or json)");
+    expect_error("{\"log\":{\"format\":1}," AUTH "}",
+                 "x.json: log.format: must be a string, not an integer");
+    expect_error("{\"log\":{\"access\":\"yes\"}," AUTH "}",
+                 "x.json: log.access: must be true or false, not a string");
+    expect_error("{\"log\":{\"access\":1}," AUTH "}",
+                 "x.json: log.access: must be true or false, not an integer");
+    expect_error("{\"log\":{\"repeat_limit_per_s\":-1}," AUTH "}",
+                 "x.json: log.repeat_limit_per_s: must be an integer from 0 to 1000000");
+    expect_error("{\"log\":{\"repeat_limit_per_s\":1000001}," AUTH "}",
+                 "x.json: log.repeat_limit_per_s: must be an integer from 0 to 1000000");
+    expect_error("{\"log\":{\"repeat_limit_per_s\":1.5}," AUTH "}",
+                 "x.json: log.repeat_limit_per_s: must be an integer from 0 to 1000000, not a "
+                 "floating-point number");
+    expect_error("{\"log\":{\"level\":\"info\"}," AUTH "}", "x.json: log.level: unknown key");
+    expect_error("{\"log\":\"json\"," AUTH "}", "x.json: log: must be an object, not a string");
 }
 
 static void test_listen_address(void **state)
@@ -1332,6 +1382,7 @@ int main(void)
         cmocka_unit_test(test_jwt_secret),
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_log_level),
+        cmocka_unit_test(test_log_section),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
         cmocka_unit_test(test_ws_idle_not_over_ping),
