@@ -111,8 +111,7 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     }
     if (t && n == 0)
         t = NULL; /* an empty ?token= is a missing one, as over HTTP */
-    if (!t || auth_verify_jwt(srv->cf->jwt_secret, srv->cf->jwt_secret_len, t, (size_t)n,
-                              (int64_t)(http_now_ms() / 1000), &c->id, &why) != 0) {
+    if (!t || http_verify_token(srv->cf, t, (size_t)n, &c->id, &why) != 0) {
         metrics_inc(M_AUTH_FAILURES);
         c->srv = NULL; /* nothing to release */
         return refuse_upgrade(wsi, 401, why);
@@ -326,6 +325,11 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
 
     if (tlen < 0)
         return send_error(c, rid, why);
+    if (!http_may_publish(c, topic, (size_t)tlen)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("ws: user '%s' refused publishing to '%s'", c->id.sub, topic);
+        return send_error(c, rid, "forbidden topic");
+    }
     if (!data)
         return send_error(c, rid, "missing \"data\"");
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
