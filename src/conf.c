@@ -60,8 +60,8 @@ static const char *const auth_keys[] = {
 static const char *const key_keys[] = {
     "kid", "alg", "secret", "secret_file", "public_key", "public_key_file", NULL};
 static const char *const backplane_keys[] = {
-    "type",          "url",         "username", "password", "connect_timeout_ms",
-    "history_ttl_s", "max_pending", NULL};
+    "type",          "url",         "username",    "password",         "connect_timeout_ms",
+    "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 
 static char *xstrdup(const char *s)
@@ -603,6 +603,11 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
         get_u32(p, sec, "backplane", "history_ttl_s", 1, 31536000, &nc->redis_history_ttl_s) < 0 ||
         get_size(p, sec, "backplane", "max_pending", 1, 10000000, &nc->redis_max_pending) < 0)
         return -1;
+    if ((r = get_secret(p, sec, "backplane", "signing_key", &nc->redis_signing_key,
+                        &nc->redis_signing_key_len)) < 0)
+        return -1;
+    if (r && nc->redis_signing_key_len < CONF_SECRET_MIN)
+        return fail(p, "backplane", "signing_key", "must be at least %d bytes", CONF_SECRET_MIN);
     return 0;
 }
 
@@ -892,6 +897,8 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_connect_timeout_ms, "backplane.connect_timeout_ms");
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
+    KEEP_STR(redis_signing_key, "backplane.signing_key");
+    KEEP_NUM(redis_signing_key_len, "backplane.signing_key");
 }
 
 void conf_release(struct conf *cf)
@@ -932,4 +939,7 @@ void conf_release(struct conf *cf)
     cf->redis_username = NULL;
     free_secret(cf->redis_password);
     cf->redis_password = NULL;
+    free_secret(cf->redis_signing_key);
+    cf->redis_signing_key = NULL;
+    cf->redis_signing_key_len = 0;
 }

@@ -77,6 +77,8 @@ struct conf {
     uint32_t redis_connect_timeout_ms; /* "backplane.connect_timeout_ms": default 2000 */
     uint32_t redis_history_ttl_s;      /* "backplane.history_ttl_s": default 86400 */
     size_t redis_max_pending;          /* "backplane.max_pending": commands in flight, 10000 */
+    char *redis_signing_key;           /* "backplane.signing_key"(_file): HMAC key for messages */
+    size_t redis_signing_key_len;      /* between nodes; none by default */
 
     char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
                                            * default none (no CORS headers) */
