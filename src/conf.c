@@ -45,7 +45,8 @@ static const char *const top_keys[] = {"listen",
 static const char *const listen_keys[] = {"address", "port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
-static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", NULL};
+static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
+                                             NULL};
 static const char *const longpoll_keys[] = {"default_timeout_s", "max_timeout_s", NULL};
 static const char *const limits_keys[] = {"max_message_bytes",
                                           "send_queue",
@@ -694,35 +695,45 @@ static int is_origin(const char *s, size_t len)
     return 1;
 }
 
-static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
+static int parse_origin_list(struct parse *p, const char *secname, json_t *sec, char **out,
+                             size_t *n)
 {
-    json_t *sec, *list, *v;
+    json_t *list, *v;
     char key[40];
     size_t i;
 
-    if (get_section(p, root, "cors", cors_keys, &sec) < 0)
-        return -1;
     if (!sec || !(list = json_object_get(sec, "allowed_origins")))
         return 0;
     if (!json_is_array(list))
-        return fail(p, "cors", "allowed_origins", "must be an array of strings, not %s",
+        return fail(p, secname, "allowed_origins", "must be an array of strings, not %s",
                     type_name(list));
     if (json_array_size(list) > CONF_MAX_ORIGINS)
-        return fail(p, "cors", "allowed_origins", "at most %d origins, not %zu", CONF_MAX_ORIGINS,
+        return fail(p, secname, "allowed_origins", "at most %d origins, not %zu", CONF_MAX_ORIGINS,
                     json_array_size(list));
     json_array_foreach(list, i, v)
     {
         snprintf(key, sizeof(key), "allowed_origins[%zu]", i);
         if (!json_is_string(v))
-            return fail(p, "cors", key, "must be a string, not %s", type_name(v));
+            return fail(p, secname, key, "must be a string, not %s", type_name(v));
         if (!is_origin(json_string_value(v), json_string_length(v)))
-            return fail(p, "cors", key,
+            return fail(p, secname, key,
                         "\"%s\" is not \"*\" or an origin like \"https://app.example.com\"",
                         json_string_value(v));
-        nc->cors_origins[nc->n_cors_origins++] =
-            xstrndup(json_string_value(v), json_string_length(v));
+        out[(*n)++] = xstrndup(json_string_value(v), json_string_length(v));
     }
     return 0;
+}
+
+static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+
+    if (get_section(p, root, "cors", cors_keys, &sec) < 0 ||
+        parse_origin_list(p, "cors", sec, nc->cors_origins, &nc->n_cors_origins) < 0)
+        return -1;
+    /* the websocket section's keys were checked by parse_numbers() */
+    return parse_origin_list(p, "websocket", json_object_get(root, "websocket"), nc->ws_origins,
+                             &nc->n_ws_origins);
 }
 
 static int parse_root(struct parse *p, json_t *root, struct conf *nc)
@@ -931,6 +942,11 @@ void conf_release(struct conf *cf)
         cf->cors_origins[i] = NULL;
     }
     cf->n_cors_origins = 0;
+    for (size_t i = 0; i < cf->n_ws_origins; i++) {
+        xfree(cf->ws_origins[i]);
+        cf->ws_origins[i] = NULL;
+    }
+    cf->n_ws_origins = 0;
     xfree(cf->backplane_type);
     cf->backplane_type = NULL;
     xfree(cf->redis_host);

@@ -67,12 +67,32 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
                      "content-length: %d\r\nconnection: close\r\n\r\n{\"error\":\"%s\"}",
                      status,
                      status == 401   ? "Unauthorized"
+                     : status == 403 ? "Forbidden"
                      : status == 404 ? "Not Found"
                                      : "Service Unavailable",
                      bl, reason);
 
     lws_write(wsi, (unsigned char *)p, (size_t)n, LWS_WRITE_HTTP_HEADERS);
     return -1;
+}
+
+/* Cross-site WebSocket hijacking: a browser always sends Origin on an upgrade, so a page of an
+ * origin not on websocket.allowed_origins is refused. Clients that are not browsers send none
+ * and are let through (they authenticate with their token like everyone). */
+static int origin_allowed(const struct conf *cf, struct lws *wsi)
+{
+    char origin[256];
+    int n;
+
+    if (!cf->n_ws_origins)
+        return 1;
+    n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return 1;
+    for (size_t i = 0; i < cf->n_ws_origins; i++)
+        if (strcmp(cf->ws_origins[i], "*") == 0 || strcmp(cf->ws_origins[i], origin) == 0)
+            return 1;
+    return 0;
 }
 
 int ws_on_filter(struct conn *c, struct lws *wsi)
@@ -91,6 +111,11 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
         strcmp(path, "/v1/ws") != 0)
         return refuse_upgrade(wsi, 404, "not found");
+    if (!origin_allowed(srv->cf, wsi)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("ws: refused an upgrade from a page of another origin");
+        return refuse_upgrade(wsi, 403, "origin not allowed");
+    }
     if (srv->refusing)
         return refuse_upgrade(wsi, 503, "shutting down");
     if (srv->n_streams >= srv->cf->max_connections)

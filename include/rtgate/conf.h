@@ -83,6 +83,9 @@ struct conf {
     char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
                                            * default none (no CORS headers) */
     size_t n_cors_origins;
+    char *ws_origins[CONF_MAX_ORIGINS]; /* "websocket.allowed_origins": pages whose Origin may
+                                         * open a WebSocket ("*" any); default none = no check */
+    size_t n_ws_origins;
 };
 
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */

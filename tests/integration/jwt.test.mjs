@@ -154,3 +154,21 @@ test('bad key configuration stops start-up with file, key and reason', async () 
   assert.equal(check([{ kid: 'a', alg: 'RS256', public_key_file: join(dir, 'rsa.pub') }, { kid: 'a', alg: 'ES256', public_key_file: join(dir, 'ec.pub') }]), `rtgate: ${f}: auth.keys[1].kid: "a" is used twice`);
   assert.equal(check([{ kid: 'a', alg: 'RS256', public_key_file: join(dir, 'rsa.pub') }]), 'ok');
 });
+
+test('websocket.allowed_origins: a page of another origin cannot open a WebSocket', async () => {
+  const gw = await startGateway({ websocket: { allowed_origins: ['https://app.example.com'] } });
+  try {
+    const t = gw.token('bob');
+    const ok = await openWS(gw, t, { headers: { origin: 'https://app.example.com' } });
+    await ok.close();
+    const noOrigin = await openWS(gw, t); // not a browser: no Origin header
+    await noOrigin.close();
+    await assert.rejects(openWS(gw, t, { headers: { origin: 'https://evil.example' } }), (e) => {
+      assert.equal(e.status, 403);
+      assert.deepEqual(JSON.parse(e.body), { error: 'origin not allowed' });
+      return true;
+    });
+  } finally {
+    assert.equal((await gw.stop()).code, 0, gw.logs());
+  }
+});
