@@ -51,7 +51,7 @@ async function startNode(dir, name, backplane) {
   const cf = JSON.parse(readFileSync(join(ROOT, 'conf', 'rtgate.json'), 'utf8'));
   cf.listen = { address: '127.0.0.1', port };
   cf.log_level = 'warn';
-  cf.auth = { jwt_secret: SECRET, api_keys: [KEY] };
+  cf.auth = { jwt_secret: SECRET, api_keys: [KEY], default_topics: ['*'], default_publish: ['*'] };
   cf.limits = { ...cf.limits, max_connections: SUBS + 100, send_queue: 4096 };
   cf.history = { size: 1000 };
   cf.backplane = backplane;

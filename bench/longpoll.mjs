@@ -30,7 +30,7 @@ const dir = mkdtempSync(join(tmpdir(), 'rtgate-lpbench-'));
 const cf = JSON.parse(readFileSync(join(ROOT, 'conf', 'rtgate.json'), 'utf8'));
 cf.listen = { address: '127.0.0.1', port };
 cf.log_level = 'warn';
-cf.auth = { jwt_secret: SECRET, api_keys: [KEY] };
+cf.auth = { jwt_secret: SECRET, api_keys: [KEY], default_topics: ['*'], default_publish: ['*'] };
 cf.limits = { ...cf.limits, max_connections: POLLS + 100, max_held_longpolls: POLLS + 100 };
 writeFileSync(join(dir, 'c.json'), JSON.stringify(cf));
 const gw = spawn(BIN, ['--config', join(dir, 'c.json')], { stdio: ['ignore', 'ignore', 'inherit'] });

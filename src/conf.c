@@ -3,6 +3,8 @@
  * layout (docs/configuration.md); knows nothing of sockets or of what the values drive. */
 #include "rtgate/conf.h"
 
+#include "rtgate/auth.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -44,7 +46,8 @@ static const char *const top_keys[] = {"listen",
 static const char *const listen_keys[] = {"address", "port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
-static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", NULL};
+static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
+                                             NULL};
 static const char *const longpoll_keys[] = {"default_timeout_s", "max_timeout_s", NULL};
 static const char *const limits_keys[] = {"max_message_bytes",
                                           "send_queue",
@@ -53,10 +56,14 @@ static const char *const limits_keys[] = {"max_message_bytes",
                                           "max_messages_per_poll",
                                           "max_held_longpolls",
                                           NULL};
-static const char *const auth_keys[] = {"jwt_secret", "api_keys", NULL};
+static const char *const auth_keys[] = {
+    "jwt_secret", "jwt_secret_file", "api_keys",       "api_keys_file",   "keys", "leeway_s",
+    "issuer",     "audience",        "default_topics", "default_publish", NULL};
+static const char *const key_keys[] = {
+    "kid", "alg", "secret", "secret_file", "public_key", "public_key_file", NULL};
 static const char *const backplane_keys[] = {
-    "type",          "url",         "username", "password", "connect_timeout_ms",
-    "history_ttl_s", "max_pending", NULL};
+    "type",          "url",         "username",    "password",         "connect_timeout_ms",
+    "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 
@@ -351,43 +358,211 @@ static int parse_numbers(struct parse *p, json_t *root, struct conf *nc)
     return 0;
 }
 
+static char *read_file(const char *path, size_t *lenp, char *err, size_t errlen);
+
+/* A secret from "<key>" or from the file named by "<key>_file" (trailing newline dropped), so
+ * secrets can stay out of the config and of `ps`. Returns 1 (found), 0 (neither), -1. */
+static int get_secret(struct parse *p, json_t *obj, const char *sec, const char *key, char **out,
+                      size_t *out_len)
+{
+    char fkey[48], ferr[300];
+    const char *s, *path;
+    size_t len, plen;
+    int r = get_str(p, obj, sec, key, &s, &len), rf;
+
+    snprintf(fkey, sizeof(fkey), "%s_file", key);
+    rf = get_str(p, obj, sec, fkey, &path, &plen);
+    if (r < 0 || rf < 0)
+        return -1;
+    if (r && rf)
+        return fail(p, sec, fkey, "give %s or %s, not both", key, fkey);
+    if (rf) {
+        char *buf = read_file(path, &len, ferr, sizeof(ferr));
+
+        if (!buf)
+            return fail(p, sec, fkey, "%s", ferr);
+        while (len && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+            len--;
+        *out = xstrndup(buf, len);
+        *out_len = len;
+        xfree(buf);
+        return 1;
+    }
+    if (!r)
+        return 0;
+    *out = xstrndup(s, len);
+    *out_len = len;
+    return 1;
+}
+
+static int get_patterns(struct parse *p, json_t *sec, const char *key, char **out, size_t *n)
+{
+    json_t *list = json_object_get(sec, key), *v;
+    char k[48];
+    size_t i;
+
+    if (!list)
+        return 0;
+    if (!json_is_array(list))
+        return fail(p, "auth", key, "must be an array of topic patterns, not %s", type_name(list));
+    if (json_array_size(list) > CONF_MAX_PATTERNS)
+        return fail(p, "auth", key, "at most %d patterns", CONF_MAX_PATTERNS);
+    json_array_foreach(list, i, v)
+    {
+        snprintf(k, sizeof(k), "%s[%zu]", key, i);
+        if (!json_is_string(v) || json_string_length(v) == 0 || json_string_length(v) > 200)
+            return fail(p, "auth", k, "must be a topic, a prefix ending in '*', or \"*\"");
+        out[(*n)++] = xstrndup(json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
+static int parse_key(struct parse *p, json_t *v, size_t i, struct conf *nc)
+{
+    char where[32], kerr[200], *secret = NULL, *pem = NULL;
+    const char *kid = "", *algname = NULL;
+    size_t len = 0, plen = 0;
+    enum auth_alg alg;
+    int rs, rp, rc;
+
+    snprintf(where, sizeof(where), "auth.keys[%zu]", i);
+    if (!json_is_object(v))
+        return fail(p, NULL, where, "must be an object, not %s", type_name(v));
+    if (check_keys(p, v, where, key_keys) < 0)
+        return -1;
+    if (json_object_get(v, "kid") && !(kid = json_string_value(json_object_get(v, "kid"))))
+        return fail(p, where, "kid", "must be a string");
+    if (strlen(kid) >= sizeof(nc->keys[0].kid))
+        return fail(p, where, "kid", "too long");
+    algname = json_string_value(json_object_get(v, "alg"));
+    if (!algname || auth_alg_parse(algname, &alg) != 0)
+        return fail(p, where, "alg", "must be one of HS256, HS384, HS512, RS256, ES256");
+    if ((rs = get_secret(p, v, where, "secret", &secret, &len)) < 0)
+        return -1;
+    if ((rp = get_secret(p, v, where, "public_key", &pem, &plen)) < 0) {
+        xfree(secret);
+        return -1;
+    }
+    if (rs == rp) {
+        xfree(secret);
+        xfree(pem);
+        return fail(p, NULL, where, "needs exactly one of secret(_file) or public_key(_file)");
+    }
+    rc = rs ? auth_key_init_secret(&nc->keys[nc->n_keys], kid, alg, secret, len, kerr, sizeof(kerr))
+            : auth_key_init_pem(&nc->keys[nc->n_keys], kid, alg, pem, plen, kerr, sizeof(kerr));
+    if (secret) {
+        explicit_bzero(secret, len);
+        xfree(secret);
+    }
+    xfree(pem);
+    if (rc != 0)
+        return fail(p, NULL, where, "%s", kerr);
+    for (size_t j = 0; j < nc->n_keys; j++)
+        if (strcmp(nc->keys[j].kid, nc->keys[nc->n_keys].kid) == 0) {
+            auth_key_release(&nc->keys[nc->n_keys]);
+            return fail(p, where, "kid", "\"%s\" is used twice", kid);
+        }
+    nc->n_keys++;
+    return 0;
+}
+
 static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
 {
     json_t *sec, *keys, *v;
     const char *s;
     size_t len, i;
-    char key[32];
+    char key[32], kerr[200];
     int r;
 
     if (get_section(p, root, "auth", auth_keys, &sec) < 0)
         return -1;
-    r = get_str(p, sec, "auth", "jwt_secret", &s, &len);
+    if ((keys = json_object_get(sec, "keys"))) {
+        if (!json_is_array(keys))
+            return fail(p, "auth", "keys", "must be an array of keys, not %s", type_name(keys));
+        if (json_array_size(keys) >= CONF_MAX_KEYS)
+            return fail(p, "auth", "keys", "at most %d keys", CONF_MAX_KEYS - 1);
+        json_array_foreach(keys, i, v)
+        {
+            if (parse_key(p, v, i, nc) < 0)
+                return -1;
+        }
+    }
+    r = get_secret(p, sec, "auth", "jwt_secret", &nc->jwt_secret, &nc->jwt_secret_len);
     if (r < 0)
         return -1;
     /* No default: a secret shipped in the binary would let anyone mint tokens. */
-    if (r == 0)
-        return fail(p, "auth", "jwt_secret", "required");
-    if (len < CONF_SECRET_MIN)
+    if (r == 0 && nc->n_keys == 0)
+        return fail(p, "auth", "jwt_secret", "required (or auth.keys)");
+    if (r && nc->jwt_secret_len < CONF_SECRET_MIN)
         return fail(p, "auth", "jwt_secret", "must be at least %d bytes", CONF_SECRET_MIN);
-    nc->jwt_secret = xstrndup(s, len);
-    nc->jwt_secret_len = len;
+    if (r) {
+        /* the plain secret is the HS256 key without a kid */
+        for (size_t j = 0; j < nc->n_keys; j++)
+            if (nc->keys[j].kid[0] == '\0')
+                return fail(p, "auth", "keys", "a key without kid clashes with jwt_secret");
+        if (auth_key_init_secret(&nc->keys[nc->n_keys], "", AUTH_HS256, nc->jwt_secret,
+                                 nc->jwt_secret_len, kerr, sizeof(kerr)) != 0)
+            return fail(p, "auth", "jwt_secret", "%s", kerr);
+        nc->n_keys++;
+    }
+    if (get_u32(p, sec, "auth", "leeway_s", 0, 3600, &nc->jwt_leeway_s) < 0)
+        return -1;
+    r = get_str(p, sec, "auth", "issuer", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r)
+        nc->jwt_issuer = xstrndup(s, len);
+    r = get_str(p, sec, "auth", "audience", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r)
+        nc->jwt_audience = xstrndup(s, len);
+    if (get_patterns(p, sec, "default_topics", nc->default_topics, &nc->n_default_topics) < 0 ||
+        get_patterns(p, sec, "default_publish", nc->default_publish, &nc->n_default_publish) < 0)
+        return -1;
 
     keys = json_object_get(sec, "api_keys");
-    if (!keys)
-        return 0;
-    if (!json_is_array(keys))
-        return fail(p, "auth", "api_keys", "must be an array of strings, not %s", type_name(keys));
-    if (json_array_size(keys) > CONF_MAX_API_KEYS)
-        return fail(p, "auth", "api_keys", "at most %d keys, not %zu", CONF_MAX_API_KEYS,
-                    json_array_size(keys));
-    json_array_foreach(keys, i, v)
-    {
-        snprintf(key, sizeof(key), "api_keys[%zu]", i);
-        if (!json_is_string(v))
-            return fail(p, "auth", key, "must be a string, not %s", type_name(v));
-        if (json_string_length(v) < CONF_SECRET_MIN)
-            return fail(p, "auth", key, "must be at least %d bytes", CONF_SECRET_MIN);
-        nc->api_keys[nc->n_api_keys++] = xstrndup(json_string_value(v), json_string_length(v));
+    if (keys) {
+        if (!json_is_array(keys))
+            return fail(p, "auth", "api_keys", "must be an array of strings, not %s",
+                        type_name(keys));
+        if (json_array_size(keys) > CONF_MAX_API_KEYS)
+            return fail(p, "auth", "api_keys", "at most %d keys, not %zu", CONF_MAX_API_KEYS,
+                        json_array_size(keys));
+        json_array_foreach(keys, i, v)
+        {
+            snprintf(key, sizeof(key), "api_keys[%zu]", i);
+            if (!json_is_string(v))
+                return fail(p, "auth", key, "must be a string, not %s", type_name(v));
+            if (json_string_length(v) < CONF_SECRET_MIN)
+                return fail(p, "auth", key, "must be at least %d bytes", CONF_SECRET_MIN);
+            nc->api_keys[nc->n_api_keys++] = xstrndup(json_string_value(v), json_string_length(v));
+        }
+    }
+    r = get_str(p, sec, "auth", "api_keys_file", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r) {
+        /* one key per line; blank lines and lines starting with # are skipped */
+        char ferr[300], *buf = read_file(s, &len, ferr, sizeof(ferr)), *line, *save = NULL;
+
+        if (!buf)
+            return fail(p, "auth", "api_keys_file", "%s", ferr);
+        buf = xrealloc(buf, len + 1);
+        buf[len] = '\0';
+        for (line = strtok_r(buf, "\r\n", &save); line; line = strtok_r(NULL, "\r\n", &save)) {
+            if (!*line || *line == '#')
+                continue;
+            if (nc->n_api_keys == CONF_MAX_API_KEYS || strlen(line) < CONF_SECRET_MIN) {
+                explicit_bzero(buf, len);
+                xfree(buf);
+                return fail(p, "auth", "api_keys_file", "at most %d keys of at least %d bytes",
+                            CONF_MAX_API_KEYS, CONF_SECRET_MIN);
+            }
+            nc->api_keys[nc->n_api_keys++] = xstrndup(line, strlen(line));
+        }
+        explicit_bzero(buf, len);
+        xfree(buf);
     }
     return 0;
 }
@@ -468,6 +643,11 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
         get_u32(p, sec, "backplane", "history_ttl_s", 1, 31536000, &nc->redis_history_ttl_s) < 0 ||
         get_size(p, sec, "backplane", "max_pending", 1, 10000000, &nc->redis_max_pending) < 0)
         return -1;
+    if ((r = get_secret(p, sec, "backplane", "signing_key", &nc->redis_signing_key,
+                        &nc->redis_signing_key_len)) < 0)
+        return -1;
+    if (r && nc->redis_signing_key_len < CONF_SECRET_MIN)
+        return fail(p, "backplane", "signing_key", "must be at least %d bytes", CONF_SECRET_MIN);
     return 0;
 }
 
@@ -554,35 +734,45 @@ static int is_origin(const char *s, size_t len)
     return 1;
 }
 
-static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
+static int parse_origin_list(struct parse *p, const char *secname, json_t *sec, char **out,
+                             size_t *n)
 {
-    json_t *sec, *list, *v;
+    json_t *list, *v;
     char key[40];
     size_t i;
 
-    if (get_section(p, root, "cors", cors_keys, &sec) < 0)
-        return -1;
     if (!sec || !(list = json_object_get(sec, "allowed_origins")))
         return 0;
     if (!json_is_array(list))
-        return fail(p, "cors", "allowed_origins", "must be an array of strings, not %s",
+        return fail(p, secname, "allowed_origins", "must be an array of strings, not %s",
                     type_name(list));
     if (json_array_size(list) > CONF_MAX_ORIGINS)
-        return fail(p, "cors", "allowed_origins", "at most %d origins, not %zu", CONF_MAX_ORIGINS,
+        return fail(p, secname, "allowed_origins", "at most %d origins, not %zu", CONF_MAX_ORIGINS,
                     json_array_size(list));
     json_array_foreach(list, i, v)
     {
         snprintf(key, sizeof(key), "allowed_origins[%zu]", i);
         if (!json_is_string(v))
-            return fail(p, "cors", key, "must be a string, not %s", type_name(v));
+            return fail(p, secname, key, "must be a string, not %s", type_name(v));
         if (!is_origin(json_string_value(v), json_string_length(v)))
-            return fail(p, "cors", key,
+            return fail(p, secname, key,
                         "\"%s\" is not \"*\" or an origin like \"https://app.example.com\"",
                         json_string_value(v));
-        nc->cors_origins[nc->n_cors_origins++] =
-            xstrndup(json_string_value(v), json_string_length(v));
+        out[(*n)++] = xstrndup(json_string_value(v), json_string_length(v));
     }
     return 0;
+}
+
+static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+
+    if (get_section(p, root, "cors", cors_keys, &sec) < 0 ||
+        parse_origin_list(p, "cors", sec, nc->cors_origins, &nc->n_cors_origins) < 0)
+        return -1;
+    /* the websocket section's keys were checked by parse_numbers() */
+    return parse_origin_list(p, "websocket", json_object_get(root, "websocket"), nc->ws_origins,
+                             &nc->n_ws_origins);
 }
 
 static int parse_root(struct parse *p, json_t *root, struct conf *nc)
@@ -760,6 +950,8 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_connect_timeout_ms, "backplane.connect_timeout_ms");
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
+    KEEP_STR(redis_signing_key, "backplane.signing_key");
+    KEEP_NUM(redis_signing_key_len, "backplane.signing_key");
 }
 
 void conf_release(struct conf *cf)
@@ -771,6 +963,17 @@ void conf_release(struct conf *cf)
     free_secret(cf->jwt_secret);
     cf->jwt_secret = NULL;
     cf->jwt_secret_len = 0;
+    for (size_t i = 0; i < cf->n_keys; i++)
+        auth_key_release(&cf->keys[i]);
+    cf->n_keys = 0;
+    xfree(cf->jwt_issuer);
+    xfree(cf->jwt_audience);
+    cf->jwt_issuer = cf->jwt_audience = NULL;
+    for (size_t i = 0; i < cf->n_default_topics; i++)
+        xfree(cf->default_topics[i]);
+    for (size_t i = 0; i < cf->n_default_publish; i++)
+        xfree(cf->default_publish[i]);
+    cf->n_default_topics = cf->n_default_publish = 0;
     for (size_t i = 0; i < cf->n_api_keys; i++) {
         free_secret(cf->api_keys[i]);
         cf->api_keys[i] = NULL;
@@ -781,6 +984,11 @@ void conf_release(struct conf *cf)
         cf->cors_origins[i] = NULL;
     }
     cf->n_cors_origins = 0;
+    for (size_t i = 0; i < cf->n_ws_origins; i++) {
+        xfree(cf->ws_origins[i]);
+        cf->ws_origins[i] = NULL;
+    }
+    cf->n_ws_origins = 0;
     xfree(cf->backplane_type);
     cf->backplane_type = NULL;
     xfree(cf->redis_host);
@@ -789,4 +997,7 @@ void conf_release(struct conf *cf)
     cf->redis_username = NULL;
     free_secret(cf->redis_password);
     cf->redis_password = NULL;
+    free_secret(cf->redis_signing_key);
+    cf->redis_signing_key = NULL;
+    cf->redis_signing_key_len = 0;
 }

@@ -236,6 +236,12 @@ int api_on_body_done(struct conn *c)
         json_decref(req);
         return http_error(c, 400, why);
     }
+    if (c->authed && !http_may_publish(c, topic, (size_t)tlen)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("http: user '%s' refused publishing to '%s'", c->id.sub, topic);
+        json_decref(req);
+        return http_error(c, 403, "forbidden topic");
+    }
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
     xfree(c->body);
     c->body = NULL;

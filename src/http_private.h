@@ -143,8 +143,14 @@ int http_respond(struct conn *c, int status, const char *ctype, const char *body
 int http_error(struct conn *c, int status, const char *reason);
 /* Fills c->id from "Authorization: Bearer" or ?token=. Returns 0, or -1 after answering 401. */
 int http_authenticate(struct conn *c);
-/* 1 if the caller may read @topic: its own inbox, or any non-inbox topic. */
+/* 1 if the caller may read @topic: its own inbox, or what its grants (or the configured
+ * defaults) allow. */
 int http_may_read(const struct conn *c, const char *topic, size_t len);
+/* 1 if the caller may publish to @topic: any inbox (a send), or what its grants allow. */
+int http_may_publish(const struct conn *c, const char *topic, size_t len);
+/* Verifies a JWT with the configured keys into @id (released first). 0, or -1 and @why. */
+int http_verify_token(const struct conf *cf, const char *tok, size_t len, struct auth_identity *id,
+                      const char **why);
 /* Parses ?topics= (default: the caller's inbox) into c->topics, checking names and access.
  * Returns 0, or -1 after answering 400/403. */
 int http_parse_topics(struct conn *c);

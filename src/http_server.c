@@ -129,8 +129,7 @@ int http_authenticate(struct conn *c)
     } else if (n > 0) {
         why = "authorization must be a Bearer token";
     }
-    if (t && auth_verify_jwt(c->srv->cf->jwt_secret, c->srv->cf->jwt_secret_len, t, tlen,
-                             (int64_t)(http_now_ms() / 1000), &c->id, &why) == 0) {
+    if (t && http_verify_token(c->srv->cf, t, tlen, &c->id, &why) == 0) {
         c->authed = 1;
         return 0;
     }
@@ -145,14 +144,36 @@ void http_log_refused(const struct conn *c, const char *why)
     log_notice("http: %s refused: %s", metrics_endpoint_name(c->endpoint), why);
 }
 
+int http_verify_token(const struct conf *cf, const char *tok, size_t len, struct auth_identity *id,
+                      const char **why)
+{
+    struct auth_verifier v = {
+        .keys = cf->keys,
+        .n_keys = cf->n_keys,
+        .leeway_s = cf->jwt_leeway_s,
+        .iss = cf->jwt_issuer,
+        .aud = cf->jwt_audience,
+    };
+
+    auth_identity_release(id);
+    return auth_verify(&v, tok, len, (int64_t)(http_now_ms() / 1000), id, why);
+}
+
 int http_may_read(const struct conn *c, const char *topic, size_t len)
 {
-    const char *id;
-    size_t id_len;
+    const struct conf *cf = c->srv->cf;
 
-    if (!topic_is_user(topic, len, &id, &id_len))
+    return auth_may(&c->id, 'r', topic, len, cf->default_topics, cf->n_default_topics);
+}
+
+int http_may_publish(const struct conn *c, const char *topic, size_t len)
+{
+    const struct conf *cf = c->srv->cf;
+
+    /* a message to a user's inbox is a "send": every signed-in user may send */
+    if (topic_is_user(topic, len, NULL, NULL))
         return 1;
-    return id_len == c->id.sub_len && memcmp(id, c->id.sub, id_len) == 0;
+    return auth_may(&c->id, 'p', topic, len, cf->default_publish, cf->n_default_publish);
 }
 
 int http_parse_topics(struct conn *c)
@@ -370,6 +391,7 @@ void conn_release(struct conn *c)
     xfree(c->rx);
     xfree(c->cors);
     xfree(c->path);
+    auth_identity_release(&c->id);
     memset(c, 0, sizeof(*c));
 }
 

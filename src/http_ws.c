@@ -67,6 +67,7 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
                      "content-length: %d\r\nconnection: close\r\n\r\n{\"error\":\"%s\"}",
                      status,
                      status == 401   ? "Unauthorized"
+                     : status == 403 ? "Forbidden"
                      : status == 404 ? "Not Found"
                                      : "Service Unavailable",
                      bl, reason);
@@ -85,6 +86,25 @@ static int refuse(struct conn *c, int status, const char *reason)
     c->status = (uint16_t)status;
     conn_release(c);
     return rc;
+}
+
+/* Cross-site WebSocket hijacking: a browser always sends Origin on an upgrade, so a page of an
+ * origin not on websocket.allowed_origins is refused. Clients that are not browsers send none
+ * and are let through (they authenticate with their token like everyone). */
+static int origin_allowed(const struct conf *cf, struct lws *wsi)
+{
+    char origin[256];
+    int n;
+
+    if (!cf->n_ws_origins)
+        return 1;
+    n = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return 1;
+    for (size_t i = 0; i < cf->n_ws_origins; i++)
+        if (strcmp(cf->ws_origins[i], "*") == 0 || strcmp(cf->ws_origins[i], origin) == 0)
+            return 1;
+    return 0;
 }
 
 int ws_on_filter(struct conn *c, struct lws *wsi)
@@ -116,6 +136,11 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
         }
         return refuse(c, 404, "not found");
     }
+    if (!origin_allowed(srv->cf, wsi)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("ws: refused an upgrade from a page of another origin");
+        return refuse(c, 403, "origin not allowed");
+    }
     if (srv->refusing)
         return refuse(c, 503, "shutting down");
     if (srv->n_streams >= srv->cf->max_connections)
@@ -136,8 +161,7 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     }
     if (t && n == 0)
         t = NULL; /* an empty ?token= is a missing one, as over HTTP */
-    if (!t || auth_verify_jwt(srv->cf->jwt_secret, srv->cf->jwt_secret_len, t, (size_t)n,
-                              (int64_t)(http_now_ms() / 1000), &c->id, &why) != 0) {
+    if (!t || http_verify_token(srv->cf, t, (size_t)n, &c->id, &why) != 0) {
         metrics_inc(M_AUTH_FAILURES);
         http_log_refused(c, why);
         return refuse(c, 401, why);
@@ -354,6 +378,11 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
 
     if (tlen < 0)
         return send_error(c, rid, why);
+    if (!http_may_publish(c, topic, (size_t)tlen)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("ws: user '%s' refused publishing to '%s'", c->id.sub, topic);
+        return send_error(c, rid, "forbidden topic");
+    }
     if (!data)
         return send_error(c, rid, "missing \"data\"");
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);

@@ -76,6 +76,11 @@ static int cmd_token(struct conf *cf, int argc, char **argv)
         fprintf(stderr, "rtgate token: --sub USER is required\n");
         return 2;
     }
+    if (!cf->jwt_secret) {
+        fprintf(stderr, "rtgate token: needs auth.jwt_secret (tokens for auth.keys come from "
+                        "your identity provider)\n");
+        return 1;
+    }
     if (auth_sign_jwt(cf->jwt_secret, cf->jwt_secret_len, sub, now, now + ttl, tok, sizeof(tok)) <
         0) {
         fprintf(stderr, "rtgate token: invalid user id \"%s\" (allowed: A-Z a-z 0-9 _ . @ -)\n",

@@ -23,6 +23,10 @@
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,7 +36,7 @@
 #define BACKOFF_MAX_MS 5000
 #define ZERO_EPOCH     "0000000000000000"
 
-/* KEYS: stream, epoch key, trim mark. ARGV: channel, maxlen, ttl, from, data. Returns
+/* KEYS: stream, epoch key, trim mark. ARGV: channel, maxlen, ttl, from, data, sig. Returns
  * {id, epoch}. A new (or lost and recreated) stream gets a new epoch, so old cursors are known
  * to be stale. Trimming is exact and recorded: before the oldest entries are cut, the newest
  * of them is written to the trim mark, so a reader knows exactly what is gone. (Redis 7.0's
@@ -54,13 +58,15 @@ static const char publish_lua[] =
     "  redis.call('SET', KEYS[3], old[#old][1])\n"
     "  redis.call('XTRIM', KEYS[1], 'MAXLEN', maxlen - 1)\n"
     "end\n"
-    "local id = redis.call('XADD', KEYS[1], '*', 'f', ARGV[4], 'd', ARGV[5])\n"
+    "local id = redis.call('XADD', KEYS[1], '*', 'f', ARGV[4], 'd', ARGV[5], 's', ARGV[6])\n"
     "for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[3]) end\n"
-    "redis.call('PUBLISH', ARGV[1], epoch .. '\\n' .. id .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[5])\n"
+    "redis.call('PUBLISH', ARGV[1], epoch .. '\\n' .. id .. '\\n' .. ARGV[6] .. '\\n' .. ARGV[4] "
+    "..\n"
+    "           '\\n' .. ARGV[5])\n"
     "return {id, epoch}\n";
 
 /* KEYS: stream, epoch key, trim mark. ARGV: after id ('' = none), count, cursor epoch.
- * Returns {epoch, last id, reset (0/1), more (0/1), id1, from1, data1, id2, ...}. Messages
+ * Returns {epoch, last id, reset (0/1), more (0/1), id1, from1, data1, sig1, id2, ...}. Messages
  * after the cursor are gone exactly when the trim mark is newer than it, or the epoch
  * differs (the stream was lost, e.g. expired, and started again). */
 static const char history_lua[] =
@@ -95,6 +101,7 @@ static const char history_lua[] =
     "    out[#out + 1] = x[1]\n"
     "    out[#out + 1] = x[2][2]\n"
     "    out[#out + 1] = x[2][4]\n"
+    "    out[#out + 1] = x[2][6] or ''\n"
     "  end\n"
     "end\n"
     "return out\n";
@@ -140,6 +147,7 @@ struct redis_backplane {
     char publish_sha[48], history_sha[48];
     size_t n_inflight;
     unsigned n_handles; /* timers not yet closed */
+    uint64_t n_bad_sig, n_bad_sig_logged, bad_sig_logged_ms;
 };
 
 static void connect_missing(struct redis_backplane *rb);
@@ -455,12 +463,71 @@ static void rb_unsubscribe(struct backplane *bp, const char *topic, size_t len)
     add_op(container_of(bp, struct redis_backplane, bp), 0, topic, len);
 }
 
-/* "<epoch>\n<id>\n<from>\n<data>", as the publish script wrote it */
-static struct msg *parse_payload(const char *topic, size_t tlen, const char *p, size_t len)
+/* With backplane.signing_key every message carries HMAC-SHA256(key, topic\nfrom\ndata) in
+ * hex, so a process that can reach Redis but not the key cannot inject messages to users.
+ * One HMAC per publish and one check per receiving node, never per subscriber. The id is not
+ * covered (Redis assigns it); a replayed copy of a genuine message is the residual risk. */
+static void sign(const struct redis_backplane *rb, const char *topic, size_t tlen, const char *from,
+                 size_t flen, const char *data, size_t dlen, char hex[65])
 {
-    const char *end = p + len, *nl1, *nl2;
+    unsigned char mac[32];
+    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
+    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
+                           OSSL_PARAM_construct_end()};
+    size_t out = 0;
+
+    hex[0] = '\0';
+    if (ctx &&
+        EVP_MAC_init(ctx, (const unsigned char *)rb->cf->redis_signing_key,
+                     rb->cf->redis_signing_key_len, params) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)topic, tlen) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)from, flen) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1 &&
+        EVP_MAC_update(ctx, (const unsigned char *)data, dlen) == 1 &&
+        EVP_MAC_final(ctx, mac, &out, sizeof(mac)) == 1 && out == sizeof(mac)) {
+        for (size_t i = 0; i < sizeof(mac); i++)
+            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+    }
+    EVP_MAC_CTX_free(ctx);
+    EVP_MAC_free(m);
+}
+
+/* 1 if the message may be delivered: no key configured, or its signature is right. Drops
+ * are counted and logged once per interval, not per message. */
+static int signature_ok(struct redis_backplane *rb, const char *topic, size_t tlen,
+                        const char *from, size_t flen, const char *data, size_t dlen,
+                        const char *sig, size_t slen)
+{
+    char want[65];
+    uint64_t now;
+
+    if (!rb->cf->redis_signing_key)
+        return 1;
+    sign(rb, topic, tlen, from, flen, data, dlen, want);
+    if (slen == 64 && want[0] && CRYPTO_memcmp(want, sig, 64) == 0)
+        return 1;
+    rb->n_bad_sig++;
+    now = util_now_ms();
+    if (now >= rb->bad_sig_logged_ms + 10000) {
+        log_warn("backplane: dropped %llu message(s) with a missing or wrong signature "
+                 "(last on '%.*s')",
+                 (unsigned long long)(rb->n_bad_sig - rb->n_bad_sig_logged), (int)tlen, topic);
+        rb->n_bad_sig_logged = rb->n_bad_sig;
+        rb->bad_sig_logged_ms = now;
+    }
+    return 0;
+}
+
+/* "<epoch>\n<id>\n<sig>\n<from>\n<data>", as the publish script wrote it */
+static struct msg *parse_payload(struct redis_backplane *rb, const char *topic, size_t tlen,
+                                 const char *p, size_t len, int *forged)
+{
+    const char *end = p + len, *nl1, *nl2, *nl3;
     struct msg_id id;
 
+    *forged = 0;
     if (len < MSG_EPOCH_LEN + 1 || p[MSG_EPOCH_LEN] != '\n')
         return NULL;
     nl1 = memchr(p + MSG_EPOCH_LEN + 1, '\n', (size_t)(end - p - MSG_EPOCH_LEN - 1));
@@ -469,8 +536,16 @@ static struct msg *parse_payload(const char *topic, size_t tlen, const char *p, 
     nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
     if (!nl2)
         return NULL;
-    return msg_new(topic, tlen, p, id, id.ms, nl1 + 1, (size_t)(nl2 - nl1 - 1), nl2 + 1,
-                   (size_t)(end - nl2 - 1));
+    nl3 = memchr(nl2 + 1, '\n', (size_t)(end - nl2 - 1));
+    if (!nl3)
+        return NULL;
+    if (!signature_ok(rb, topic, tlen, nl2 + 1, (size_t)(nl3 - nl2 - 1), nl3 + 1,
+                      (size_t)(end - nl3 - 1), nl1 + 1, (size_t)(nl2 - nl1 - 1))) {
+        *forged = 1;
+        return NULL;
+    }
+    return msg_new(topic, tlen, p, id, id.ms, nl2 + 1, (size_t)(nl3 - nl2 - 1), nl3 + 1,
+                   (size_t)(end - nl3 - 1));
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -489,10 +564,13 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     topic = chan->str + 6; /* "topic:" */
     tlen = chan->len - 6;
     if (strcmp(kind->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
-        struct msg *m = parse_payload(topic, tlen, r->element[2]->str, r->element[2]->len);
+        int forged;
+        struct msg *m =
+            parse_payload(rb, topic, tlen, r->element[2]->str, r->element[2]->len, &forged);
 
         if (!m) {
-            log_warn("backplane: ignored a malformed message on '%s'", chan->str);
+            if (!forged)
+                log_warn("backplane: ignored a malformed message on '%s'", chan->str);
             return;
         }
         hub_ingest(rb->hub, m);
@@ -555,9 +633,9 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
 {
     struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
     char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], trim[TOPIC_MAX_LEN + 32];
-    char chan[TOPIC_MAX_LEN + 8], maxlen[24], ttl[24];
-    const char *argv[11];
-    size_t lens[11];
+    char chan[TOPIC_MAX_LEN + 8], maxlen[24], ttl[24], sig[65] = "";
+    const char *argv[12];
+    size_t lens[12];
     struct rb_pub *p;
 
     /* refused, never accepted and dropped: not connected, or too much already in flight */
@@ -570,18 +648,21 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
     snprintf(ttl, sizeof(ttl), "%u", rb->cf->redis_history_ttl_s);
     argv[0] = "EVALSHA", argv[1] = rb->publish_sha, argv[2] = "3", argv[3] = stream,
     argv[4] = epoch, argv[5] = trim, argv[6] = chan, argv[7] = maxlen, argv[8] = ttl,
-    argv[9] = from, argv[10] = data;
+    argv[9] = from, argv[10] = data, argv[11] = sig;
+    if (rb->cf->redis_signing_key)
+        sign(rb, topic, len, from, from_len, data, data_len, sig);
     for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     lens[9] = from_len;
     lens[10] = data_len;
+    lens[11] = strlen(sig);
     p = xcalloc(1, sizeof(*p));
     p->rb = rb;
     p->cb = cb;
     p->ud = ud;
     p->sent_ns = metrics_mono_ns();
     rb->n_inflight++;
-    if (redisAsyncCommandArgv(rb->cmd, on_published, p, 11, argv, lens) != REDIS_OK) {
+    if (redisAsyncCommandArgv(rb->cmd, on_published, p, 12, argv, lens) != REDIS_OK) {
         rb->n_inflight--;
         xfree(p);
         cb(ud, -1, NULL);
@@ -618,7 +699,7 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
         xfree(q); /* cancelled */
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 3 ||
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 4 ||
         !str_el(r, 0) || r->element[0]->len != MSG_EPOCH_LEN || !str_el(r, 1)) {
         check_noscript(rb, r);
         if (r && r->type == REDIS_REPLY_ERROR)
@@ -632,15 +713,19 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
     msg_id_parse(r->element[1]->str, r->element[1]->len, &res.last);
     res.reset = r->element[2]->integer ? HUB_REPLAY_RESET : HUB_REPLAY_OK;
     res.more = (int)r->element[3]->integer;
-    n = (r->elements - 4) / 3;
+    n = (r->elements - 4) / 4;
     res.msgs = xmalloc((n ? n : 1) * sizeof(*res.msgs));
     for (size_t i = 0; i < n; i++) {
-        redisReply **e = r->element + 4 + 3 * i;
+        redisReply **e = r->element + 4 + 4 * i;
         struct msg_id id;
 
         if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
-            e[2]->type != REDIS_REPLY_STRING || msg_id_parse(e[0]->str, e[0]->len, &id))
+            e[2]->type != REDIS_REPLY_STRING || e[3]->type != REDIS_REPLY_STRING ||
+            msg_id_parse(e[0]->str, e[0]->len, &id))
             continue;
+        if (!signature_ok(rb, q->topic, q->len, e[1]->str, e[1]->len, e[2]->str, e[2]->len,
+                          e[3]->str, e[3]->len))
+            continue; /* an injected history entry is skipped like a live one */
         res.msgs[res.n++] = msg_new(q->topic, q->len, res.epoch, id, id.ms, e[1]->str, e[1]->len,
                                     e[2]->str, e[2]->len);
     }

@@ -13,7 +13,64 @@ struct auth_identity {
     char sub[AUTH_SUB_MAX + 1]; /* NUL-terminated user id */
     size_t sub_len;
     int64_t exp; /* seconds since the epoch; 0 if the token has none */
+    /* The token's "topics" and "publish" claims (patterns), or NULL when it had none: new
+     * memory, "r<pattern>\0...p<pattern>\0...\0". auth_identity_release() frees it. */
+    char *grants;
+    unsigned has_topics : 1, has_publish : 1;
 };
+
+enum auth_alg { AUTH_HS256, AUTH_HS384, AUTH_HS512, AUTH_RS256, AUTH_ES256 };
+
+/* One verification key. Its algorithm is fixed here, never taken from a token: a token whose
+ * header names another algorithm is refused ("unsupported algorithm"), which is what stops
+ * "alg":"none" and HS256-signed-with-the-RSA-public-key confusion. */
+struct auth_key {
+    char kid[64]; /* "" matches tokens without a "kid" header */
+    enum auth_alg alg;
+    unsigned char *secret; /* HS*: new memory */
+    size_t secret_len;
+    void *pkey; /* RS256/ES256: an EVP_PKEY (public key) */
+};
+
+struct auth_verifier {
+    const struct auth_key *keys;
+    size_t n_keys;
+    int64_t leeway_s; /* allowed clock skew for exp, nbf and iat */
+    const char *iss;  /* required "iss", or NULL */
+    const char *aud;  /* required in "aud" (a string or an array), or NULL */
+};
+
+/* Parses "HS256".."ES256". Returns 0 and sets *@alg, or -1. */
+int auth_alg_parse(const char *name, enum auth_alg *alg);
+const char *auth_alg_name(enum auth_alg alg);
+
+/* An HMAC key (@len >= 16). Returns 0, or -1 with @err set. */
+int auth_key_init_secret(struct auth_key *k, const char *kid, enum auth_alg alg, const void *secret,
+                         size_t len, char *err, size_t errlen);
+/* A public key in PEM (SubjectPublicKeyInfo); RS256 needs RSA (>= 2048 bits), ES256 EC P-256.
+ * Returns 0, or -1 with @err set. */
+int auth_key_init_pem(struct auth_key *k, const char *kid, enum auth_alg alg, const char *pem,
+                      size_t len, char *err, size_t errlen);
+void auth_key_release(struct auth_key *k);
+
+/* Verifies @token with the key its "kid" selects (or the key without a kid). Claims: "sub"
+ * (required, a topic id), "exp"/"nbf"/"iat" with @v->leeway_s, "iss"/"aud" when configured,
+ * "topics"/"publish" (arrays of topic patterns, optional). On success fills @id (release it);
+ * on failure returns -1 and sets @why to a static client-safe reason (those of
+ * auth_verify_jwt, plus "unknown key", "wrong issuer", "wrong audience", "bad grants"). */
+int auth_verify(const struct auth_verifier *v, const char *token, size_t len, int64_t now,
+                struct auth_identity *id, const char **why);
+
+void auth_identity_release(struct auth_identity *id);
+
+/* Does @pattern match @topic? A pattern is a topic name, or a prefix ending in '*'
+ * ("room:*", "room:team-*"), or "*" for every topic that is not a user's inbox. */
+int auth_pattern_match(const char *pattern, size_t plen, const char *topic, size_t len);
+
+/* May @id read (kind 'r') or publish to (kind 'p') @topic? Its own inbox can always be read.
+ * Without the claim, @defaults (NULL-terminated patterns, from the config) apply. */
+int auth_may(const struct auth_identity *id, char kind, const char *topic, size_t len,
+             char *const *defaults, size_t n_defaults);
 
 /* Verifies @token (@len bytes, compact JWS "h.p.s") signed with HS256 and @secret. @now is seconds
  * since the epoch. On success fills @id and returns 0. On failure returns -1 and sets @why to a

@@ -3,11 +3,15 @@
 #ifndef RTGATE_CONF_H
 #define RTGATE_CONF_H
 
+#include "rtgate/auth.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 #define CONF_MAX_API_KEYS 16
 #define CONF_MAX_ORIGINS  16
+#define CONF_MAX_KEYS     17 /* auth.keys (16) + jwt_secret */
+#define CONF_MAX_PATTERNS 64
 
 struct conf {
     char *path;           /* the file it was read from (for messages) */
@@ -48,6 +52,17 @@ struct conf {
     char *jwt_secret; /* "auth.jwt_secret": HS256 secret, required, >= 16 bytes */
     size_t jwt_secret_len;
     char *api_keys[CONF_MAX_API_KEYS]; /* "auth.api_keys": array of strings, each >= 16 bytes */
+    /* "auth.keys": [{"kid","alg","secret"|"secret_file"|"public_key"|"public_key_file"}], plus
+     * jwt_secret as the HS256 key without a kid; selected by a token's "kid" header. */
+    struct auth_key keys[CONF_MAX_KEYS];
+    size_t n_keys;
+    uint32_t jwt_leeway_s; /* "auth.leeway_s": clock skew allowed, default 0, ..3600 */
+    char *jwt_issuer;      /* "auth.issuer": required "iss", default none */
+    char *jwt_audience;    /* "auth.audience": required in "aud", default none */
+    char *default_topics[CONF_MAX_PATTERNS];  /* "auth.default_topics": what a token without a */
+    size_t n_default_topics;                  /* "topics" claim may read, beyond its inbox */
+    char *default_publish[CONF_MAX_PATTERNS]; /* "auth.default_publish": where a token without */
+    size_t n_default_publish;                 /* a "publish" claim may publish */
     size_t n_api_keys;
 
     uint32_t
@@ -68,10 +83,15 @@ struct conf {
     uint32_t redis_connect_timeout_ms; /* "backplane.connect_timeout_ms": default 2000 */
     uint32_t redis_history_ttl_s;      /* "backplane.history_ttl_s": default 86400 */
     size_t redis_max_pending;          /* "backplane.max_pending": commands in flight, 10000 */
+    char *redis_signing_key;           /* "backplane.signing_key"(_file): HMAC key for messages */
+    size_t redis_signing_key_len;      /* between nodes; none by default */
 
     char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
                                            * default none (no CORS headers) */
     size_t n_cors_origins;
+    char *ws_origins[CONF_MAX_ORIGINS]; /* "websocket.allowed_origins": pages whose Origin may
+                                         * open a WebSocket ("*" any); default none = no check */
+    size_t n_ws_origins;
 };
 
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */

@@ -22,7 +22,7 @@ export async function startGateway(overrides = {}) {
   const base = JSON.parse(readFileSync(join(ROOT, 'conf', 'rtgate.json'), 'utf8'));
   const cf = { ...base, log_level: 'info' };
   cf.listen = { address: '127.0.0.1', port: 0 };
-  cf.auth = { jwt_secret: SECRET, api_keys: [API_KEY] };
+  cf.auth = { jwt_secret: SECRET, api_keys: [API_KEY], default_topics: ['*'], default_publish: ['*'] };
   for (const [k, v] of Object.entries(overrides)) {
     cf[k] = v && typeof v === 'object' && !Array.isArray(v) ? { ...(cf[k] || {}), ...v } : v;
   }
