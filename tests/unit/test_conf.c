@@ -372,7 +372,8 @@ static void test_jwt_secret(void **state)
 
     expect_error("{}", "x.json: auth.jwt_secret: required (or auth.keys)");
     expect_error("{\"auth\":{}}", "x.json: auth.jwt_secret: required (or auth.keys)");
-    expect_error("{\"auth\":{\"api_keys\":[\"" KEY16 "\"]}}", "x.json: auth.jwt_secret: required (or auth.keys)");
+    expect_error("{\"auth\":{\"api_keys\":[\"" KEY16 "\"]}}",
+                 "x.json: auth.jwt_secret: required (or auth.keys)");
     expect_error("{\"auth\":{\"jwt_secret\":\"0123456789abcde\"}}",
                  "x.json: auth.jwt_secret: must be at least 16 bytes");
     expect_error("{\"auth\":{\"jwt_secret\":\"\"}}",
