@@ -57,8 +57,9 @@ static const char *const limits_keys[] = {"max_message_bytes",
                                           "max_held_longpolls",
                                           NULL};
 static const char *const auth_keys[] = {
-    "jwt_secret", "jwt_secret_file", "api_keys",       "api_keys_file",   "keys", "leeway_s",
-    "issuer",     "audience",        "default_topics", "default_publish", NULL};
+    "jwt_secret", "jwt_secret_file", "api_keys",        "api_keys_file",
+    "keys",       "leeway_s",        "refresh_grace_s", "issuer",
+    "audience",   "default_topics",  "default_publish", NULL};
 static const char *const key_keys[] = {
     "kid", "alg", "secret", "secret_file", "public_key", "public_key_file", NULL};
 static const char *const backplane_keys[] = {
@@ -505,7 +506,8 @@ static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
             return fail(p, "auth", "jwt_secret", "%s", kerr);
         nc->n_keys++;
     }
-    if (get_u32(p, sec, "auth", "leeway_s", 0, 3600, &nc->jwt_leeway_s) < 0)
+    if (get_u32(p, sec, "auth", "leeway_s", 0, 3600, &nc->jwt_leeway_s) < 0 ||
+        get_u32(p, sec, "auth", "refresh_grace_s", 1, 3600, &nc->refresh_grace_s) < 0)
         return -1;
     r = get_str(p, sec, "auth", "issuer", &s, &len);
     if (r < 0)
@@ -812,6 +814,7 @@ void conf_init(struct conf *cf)
     cf->max_poll_messages = 500;
     cf->max_held_polls = 10000;
     cf->shutdown_timeout_ms = 5000;
+    cf->refresh_grace_s = 30;
     cf->shutdown_grace_ms = 0;
     cf->shutdown_spread_ms = 1000;
     cf->backplane_type = xstrdup("local");

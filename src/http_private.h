@@ -103,9 +103,11 @@ struct conn {
     char close_reason[64];
 
     unsigned authed : 1;
-    unsigned closing : 1;    /* close at the next writable callback */
-    unsigned drain : 1;      /* shutting down: write what is queued, then close */
-    unsigned keep_alive : 1; /* after resp: lws_http_transaction_completed(), else close */
+    unsigned closing : 1;       /* close at the next writable callback */
+    unsigned drain : 1;         /* shutting down: write what is queued, then close */
+    unsigned refresh_asked : 1; /* WebSocket: token expired, {"type":"refresh"} sent; the
+                                 * connection closes at deadline_ms without a new token */
+    unsigned keep_alive : 1;    /* after resp: lws_http_transaction_completed(), else close */
     unsigned body_too_big : 1;
     unsigned truncated : 1; /* a replay did not fit the send queue */
 };
@@ -191,6 +193,8 @@ void api_metrics(struct http_server *srv, struct metrics_buf *b);
 int sse_on_request(struct conn *c);
 int sse_on_writable(struct conn *c);
 void sse_on_heartbeat(struct conn *c);
+/* The token expired: "event: expired", then the end of the stream. */
+void sse_on_expired(struct conn *c);
 extern const struct sub_ops sse_sub_ops;
 
 /* http_poll.c */
@@ -205,6 +209,8 @@ int ws_on_established(struct conn *c, struct lws *wsi);
 int ws_on_receive(struct conn *c, const void *in, size_t len);
 int ws_on_writable(struct conn *c);
 void ws_close_soon(struct conn *c, uint16_t code, const char *reason);
+/* Token expiry on a WebSocket: ask for a fresh token, close after auth.refresh_grace_s. */
+void ws_on_tick(struct conn *c, uint64_t now);
 extern const struct sub_ops ws_sub_ops;
 
 /* Streams share this: copy the stream's topic positions into cursor text. */

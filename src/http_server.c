@@ -622,10 +622,22 @@ static void on_tick(uv_timer_t *t)
             kill_conn(c);
             continue;
         }
+        if (c->id.exp && now / 1000 >= (uint64_t)c->id.exp && !c->drain) {
+            /* the token expired: end the stream, so the client comes back with a fresh one */
+            if (c->kind == CONN_SSE)
+                sse_on_expired(c);
+            else
+                poll_on_tick(c, UINT64_MAX);
+            continue;
+        }
         if (c->kind == CONN_SSE && heartbeat)
             sse_on_heartbeat(c);
         else if (c->kind == CONN_LONGPOLL)
             poll_on_tick(c, now);
+    }
+    if (sweep) {
+        dlist_for_each (pos, &srv->sockets)
+            ws_on_tick(dlist_entry(pos, struct conn, link), now);
     }
     if (srv->draining)
         drain_tick(srv, now);

@@ -145,6 +145,18 @@ int sse_on_request(struct conn *c)
     return 0;
 }
 
+void sse_on_expired(struct conn *c)
+{
+    static const char ev[] = "event: expired\ndata: {\"error\":\"token expired\"}\n\n";
+    struct msg *m = msg_new_frame(NULL, 0, ev, sizeof(ev) - 1);
+
+    sendq_push_control(&c->q, m);
+    msg_unref(m);
+    c->drain = 1; /* write what is queued, then end */
+    c->pending = 0;
+    http_request_writable(c);
+}
+
 void sse_on_heartbeat(struct conn *c)
 {
     if (!c->pending && sendq_len(&c->q) == 0) {

@@ -391,6 +391,47 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
     free(text);
 }
 
+void ws_on_tick(struct conn *c, uint64_t now)
+{
+    json_t *j;
+
+    if (c->closing || c->drain || !c->id.exp)
+        return;
+    if (c->refresh_asked) {
+        if (now >= c->deadline_ms)
+            ws_close_soon(c, 4001, "token expired");
+        return;
+    }
+    if (now / 1000 < (uint64_t)c->id.exp)
+        return;
+    c->refresh_asked = 1;
+    c->deadline_ms = now + (uint64_t)c->srv->cf->refresh_grace_s * 1000;
+    j = json_pack("{s:s,s:I}", "type", "refresh", "grace_s",
+                  (json_int_t)c->srv->cf->refresh_grace_s);
+    send_json(c, j);
+}
+
+/* {"type":"refresh","token":"..."}: a fresh token for the same user keeps the connection. */
+static void on_refresh(struct conn *c, json_t *req, json_t *rid)
+{
+    json_t *jt = json_object_get(req, "token");
+    struct auth_identity id = {0};
+    const char *why = "missing token";
+
+    if (!json_is_string(jt) || http_verify_token(c->srv->cf, json_string_value(jt),
+                                                 json_string_length(jt), &id, &why) != 0)
+        return send_error(c, rid, why);
+    if (id.sub_len != c->id.sub_len || memcmp(id.sub, c->id.sub, id.sub_len) != 0) {
+        auth_identity_release(&id);
+        return send_error(c, rid, "token is for another user");
+    }
+    /* NEEDSWORK: grants that shrank are applied to new subscriptions only */
+    auth_identity_release(&c->id);
+    c->id = id;
+    c->refresh_asked = 0;
+    send_json(c, reply("ack", rid));
+}
+
 static void handle_frame(struct conn *c, const char *text, size_t len)
 {
     json_error_t jerr;
@@ -427,6 +468,8 @@ static void handle_frame(struct conn *c, const char *text, size_t len)
         }
     } else if (strcmp(type, "send") == 0 || strcmp(type, "publish") == 0) {
         on_publish(c, req, rid);
+    } else if (strcmp(type, "refresh") == 0) {
+        on_refresh(c, req, rid);
     } else if (strcmp(type, "ping") == 0) {
         send_json(c, reply("pong", rid));
     } else {

@@ -56,9 +56,11 @@ struct conf {
      * jwt_secret as the HS256 key without a kid; selected by a token's "kid" header. */
     struct auth_key keys[CONF_MAX_KEYS];
     size_t n_keys;
-    uint32_t jwt_leeway_s; /* "auth.leeway_s": clock skew allowed, default 0, ..3600 */
-    char *jwt_issuer;      /* "auth.issuer": required "iss", default none */
-    char *jwt_audience;    /* "auth.audience": required in "aud", default none */
+    uint32_t refresh_grace_s; /* "auth.refresh_grace_s": a WebSocket whose token expired has this
+                               * long to send a fresh one; default 30, 1..3600 */
+    uint32_t jwt_leeway_s;    /* "auth.leeway_s": clock skew allowed, default 0, ..3600 */
+    char *jwt_issuer;         /* "auth.issuer": required "iss", default none */
+    char *jwt_audience;       /* "auth.audience": required in "aud", default none */
     char *default_topics[CONF_MAX_PATTERNS];  /* "auth.default_topics": what a token without a */
     size_t n_default_topics;                  /* "topics" claim may read, beyond its inbox */
     char *default_publish[CONF_MAX_PATTERNS]; /* "auth.default_publish": where a token without */
