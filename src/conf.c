@@ -55,6 +55,10 @@ static const char *const limits_keys[] = {"max_message_bytes",
                                           "max_topics_per_request",
                                           "max_messages_per_poll",
                                           "max_held_longpolls",
+                                          "publish_rate",
+                                          "publish_burst",
+                                          "max_connections_per_ip",
+                                          "requests_per_ip_per_s",
                                           NULL};
 static const char *const auth_keys[] = {
     "jwt_secret", "jwt_secret_file", "api_keys",        "api_keys_file",
@@ -348,6 +352,12 @@ static int parse_numbers(struct parse *p, json_t *root, struct conf *nc)
     if (get_size(p, sec, "limits", "max_topics_per_request", 1, 1024, &nc->max_topics) < 0)
         return -1;
     if (get_size(p, sec, "limits", "max_messages_per_poll", 1, 100000, &nc->max_poll_messages) < 0)
+        return -1;
+    if (get_u32(p, sec, "limits", "publish_rate", 0, 1000000, &nc->publish_rate) < 0 ||
+        get_u32(p, sec, "limits", "publish_burst", 1, 1000000, &nc->publish_burst) < 0 ||
+        get_size(p, sec, "limits", "max_connections_per_ip", 0, 1000000, &nc->max_conns_per_ip) <
+            0 ||
+        get_u32(p, sec, "limits", "requests_per_ip_per_s", 0, 1000000, &nc->requests_per_ip) < 0)
         return -1;
     if (get_size(p, sec, "limits", "max_held_longpolls", 1, 1000000, &nc->max_held_polls) < 0)
         return -1;
@@ -815,6 +825,10 @@ void conf_init(struct conf *cf)
     cf->max_held_polls = 10000;
     cf->shutdown_timeout_ms = 5000;
     cf->refresh_grace_s = 30;
+    cf->publish_rate = 1000;
+    cf->publish_burst = 2000;
+    cf->max_conns_per_ip = 0;
+    cf->requests_per_ip = 0;
     cf->shutdown_grace_ms = 0;
     cf->shutdown_spread_ms = 1000;
     cf->backplane_type = xstrdup("local");

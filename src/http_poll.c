@@ -201,6 +201,8 @@ static void finish(struct conn *c)
                          "retry-after: 1\r\n");
             return;
         }
+        if (http_admit_stream(c) != 0)
+            return;
         sub_init(&c->sub, &poll_sub_ops);
         sendq_init(&c->q, max);
         http_hold(c, CONN_LONGPOLL);

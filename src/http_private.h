@@ -22,6 +22,16 @@ _Static_assert(LWS_PRE <= MSG_HEADROOM, "msg frames need LWS_PRE bytes of headro
 
 struct conn;
 struct ws_pending;
+struct ip_entry;
+struct http_server;
+
+/* http_limits.c: per-address limits (off unless configured). */
+struct ip_entry *limits_entry(struct http_server *srv, struct lws *wsi);
+int limits_allow_request(struct http_server *srv, struct ip_entry *e);
+int limits_add_stream(struct http_server *srv, struct ip_entry *e);
+void limits_del_stream(struct ip_entry *e);
+void limits_sweep(struct http_server *srv);
+void limits_free(struct http_server *srv);
 
 /* A publish waiting for the backplane's answer. The connection may close first: then c is
  * NULL and the answer is dropped (the message itself was or was not stored regardless). */
@@ -95,6 +105,9 @@ struct conn {
     struct ws_pending *acks; /* WebSocket: subscribes waiting for their topic to go live */
     struct poll_state *poll; /* poll/long-poll: fetched results */
     struct pub_req *pubs;    /* publishes waiting for the backplane; detached on close */
+    struct ip_entry *ip;     /* counted against its address's stream limit while open */
+    uint64_t bucket, bucket_ms; /* WebSocket publish token bucket (thousandths) */
+    uint32_t floods;            /* publishes refused in a row */
 
     /* WebSocket receive. */
     unsigned char *rx;
@@ -105,6 +118,7 @@ struct conn {
     unsigned authed : 1;
     unsigned closing : 1;       /* close at the next writable callback */
     unsigned drain : 1;         /* shutting down: write what is queued, then close */
+    unsigned close_sent : 1;    /* WebSocket: our close frame is out, waiting for the peer's */
     unsigned refresh_asked : 1; /* WebSocket: token expired, {"type":"refresh"} sent; the
                                  * connection closes at deadline_ms without a new token */
     unsigned keep_alive : 1;    /* after resp: lws_http_transaction_completed(), else close */
@@ -125,6 +139,7 @@ struct http_server {
     size_t n_held_polls;
     uint64_t next_heartbeat_ms, next_sweep_ms;
     struct msg *heartbeat; /* ": hb\n\n", shared by every SSE stream */
+    struct ip_entry **ips; /* per-address limits, allocated when configured */
     int draining;          /* since SIGTERM: /readyz says 503 */
     int refusing;          /* grace over: new clients get 503 */
     int drain_code;        /* WebSocket close code: 1012 (restart, SIGTERM) or 1001 (SIGINT) */
@@ -166,6 +181,8 @@ static inline int pos_is_set(const struct cursor_pos *p)
 /* The stream's position of @topic, or NULL. */
 struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size_t len);
 void http_hold(struct conn *c, enum conn_kind kind);
+/* Counts a new stream against its address; 0, or -1 after answering 429. */
+int http_admit_stream(struct conn *c);
 /* Writes c->resp; returns what the lws callback must return (c may be freed after). */
 int http_write_response(struct conn *c);
 /* Allow/forbid reading while a request is held (the lws 4.1.6 busy-loop workaround). */

@@ -310,6 +310,22 @@ void stream_advance(struct stream_topics *st, const struct msg *m)
     }
 }
 
+int http_admit_stream(struct conn *c)
+{
+    struct ip_entry *e = limits_entry(c->srv, c->wsi);
+
+    if (!limits_add_stream(c->srv, e)) {
+        c->keep_alive = 0;
+        static const char body[] = "{\"error\":\"too many connections from your address\"}";
+
+        http_respond(c, 429, NULL, body, sizeof(body) - 1, "retry-after: 5\r\n");
+        return -1;
+    }
+    if (c->srv->cf->max_conns_per_ip)
+        c->ip = e;
+    return 0;
+}
+
 void http_hold(struct conn *c, enum conn_kind kind)
 {
     c->kind = kind;
@@ -392,6 +408,7 @@ void conn_release(struct conn *c)
     xfree(c->cors);
     xfree(c->path);
     auth_identity_release(&c->id);
+    limits_del_stream(c->ip);
     memset(c, 0, sizeof(*c));
 }
 
@@ -517,6 +534,11 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
         if (strcmp(path, routes[i].path) == 0)
             known = (int)i;
     check_origin(c);
+    if (!limits_allow_request(c->srv, limits_entry(c->srv, wsi))) {
+        c->keep_alive = 0;
+        return http_respond(c, 429, NULL, "{\"error\":\"too many requests\"}", 29,
+                            "retry-after: 1\r\n");
+    }
     if (known < 0) {
         /* lws hands us the path without its query string (where tokens travel) */
         if (c->srv->cf->log_access)
@@ -638,6 +660,7 @@ static void on_tick(uv_timer_t *t)
     if (sweep) {
         dlist_for_each (pos, &srv->sockets)
             ws_on_tick(dlist_entry(pos, struct conn, link), now);
+        limits_sweep(srv);
     }
     if (srv->draining)
         drain_tick(srv, now);
@@ -859,5 +882,6 @@ void http_server_free(struct http_server *srv)
         return;
     lws_context_destroy(srv->ctx); /* the second call finishes it (FACTS.md) */
     msg_unref(srv->heartbeat);
+    limits_free(srv);
     xfree(srv);
 }

@@ -123,6 +123,8 @@ int sse_on_request(struct conn *c)
         c->keep_alive = 0;
         return http_error(c, 503, "too many connections");
     }
+    if (http_admit_stream(c) != 0)
+        return 0;
     metrics_inc(M_SSE_STREAMS);
     sub_init(&c->sub, &sse_sub_ops);
     sendq_init(&c->q, c->srv->cf->send_queue);

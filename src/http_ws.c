@@ -68,6 +68,7 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
                      status,
                      status == 401   ? "Unauthorized"
                      : status == 403 ? "Forbidden"
+                     : status == 429 ? "Too Many Requests"
                      : status == 404 ? "Not Found"
                                      : "Service Unavailable",
                      bl, reason);
@@ -135,6 +136,16 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
                 c->path = xstrndup(upath, (size_t)plen);
         }
         return refuse(c, 404, "not found");
+    }
+    {
+        struct ip_entry *e = limits_entry(srv, wsi);
+
+        if (!limits_allow_request(srv, e))
+            return refuse(c, 429, "too many requests");
+        if (!limits_add_stream(srv, e))
+            return refuse(c, 429, "too many connections from your address");
+        if (srv->cf->max_conns_per_ip)
+            c->ip = e;
     }
     if (!origin_allowed(srv->cf, wsi)) {
         metrics_inc(M_FORBIDDEN);
@@ -368,6 +379,32 @@ static void on_ws_published(void *ud, int status, const struct msg_id *id)
     xfree(p);
 }
 
+/* limits.publish_rate per second, bursts up to limits.publish_burst: a token bucket kept in
+ * thousandths of a publish. */
+static int take_token(struct conn *c)
+{
+    const struct conf *cf = c->srv->cf;
+    uint64_t now = http_now_ms(), cap = (uint64_t)cf->publish_burst * 1000;
+
+    if (!cf->publish_rate)
+        return 1;
+    if (!c->bucket_ms) {
+        c->bucket = cap;
+        c->bucket_ms = now;
+    }
+    c->bucket += (now - c->bucket_ms) * cf->publish_rate;
+    if (c->bucket > cap)
+        c->bucket = cap;
+    c->bucket_ms = now;
+    if (c->bucket < 1000) {
+        c->floods++;
+        return 0;
+    }
+    c->bucket -= 1000;
+    c->floods = 0;
+    return 1;
+}
+
 static void on_publish(struct conn *c, json_t *req, json_t *rid)
 {
     char topic[TOPIC_MAX_LEN + 1];
@@ -376,6 +413,20 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
     int tlen = api_target_topic(req, topic, sizeof(topic), &why);
     char *text;
 
+    if (!take_token(c)) {
+        /* told once per refusal; a client that keeps going for a whole burst is cut */
+        if (c->floods >= c->srv->cf->publish_burst) {
+            metrics_inc(M_WS_PROTOCOL_ERRORS);
+            log_notice("ws: closing '%s': publish flood", c->id.sub);
+            /* the replies already queued go first, then the close */
+            c->drain = 1;
+            c->close_code = LWS_CLOSE_STATUS_POLICY_VIOLATION;
+            snprintf(c->close_reason, sizeof(c->close_reason), "publish flood");
+            lws_callback_on_writable(c->wsi);
+            return;
+        }
+        return send_error(c, rid, "rate limited");
+    }
     if (tlen < 0)
         return send_error(c, rid, why);
     if (!http_may_publish(c, topic, (size_t)tlen)) {
@@ -483,8 +534,8 @@ int ws_on_receive(struct conn *c, const void *in, size_t len)
     struct lws *wsi = c->wsi;
     size_t max = c->srv->cf->max_message_bytes;
 
-    if (c->closing)
-        return 0;
+    if (c->closing || (c->drain && c->close_code))
+        return 0; /* a close is decided: what the client still sends is ignored */
     if (lws_frame_is_binary(wsi)) {
         metrics_inc(M_WS_PROTOCOL_ERRORS);
         ws_close_soon(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames are not supported");
@@ -531,14 +582,24 @@ static int send_close(struct conn *c, uint16_t code, const char *reason)
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);
     /* 4 is LWS_WRITE_CLOSE, which lws 4.1 keeps out of its public enum */
-    if (lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4) >= 0)
-        metrics_written(MET_TR_WS, n + 2);
-    return -1;
+    if (lws_write(c->wsi, buf + LWS_PRE, n + 2, (enum lws_write_protocol)4) < 0)
+        return -1;
+    metrics_written(MET_TR_WS, n + 2);
+    /* Wait for the peer's close (lws ends the connection then), reading and dropping what it
+     * still sends: closing with unread input would reset the connection, and a peer that
+     * was still sending would lose our close frame. A peer that never answers is cut. */
+    c->closing = 1;
+    c->close_sent = 1;
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_CLOSE_ACK, 3);
+    return 0;
 }
 
 int ws_on_writable(struct conn *c)
 {
     struct msg *m;
+
+    if (c->close_sent)
+        return 0;
 
     if (c->closing)
         return send_close(c, c->close_code, c->close_reason);

@@ -370,7 +370,7 @@ for (const [signal, code, reason] of [
 }
 
 test('slow consumer: a client that stops reading is closed with 1013, the others get everything', async () => {
-  await withGateway({ limits: { send_queue: 8 } }, async (gw) => {
+  await withGateway({ limits: { send_queue: 8, publish_rate: 0 } }, async (gw) => {
     const slow = await openWS(gw, gw.token('slow'));
     const fast = await openWS(gw, gw.token('fast'));
     const pub = await openWS(gw, gw.token('pub'));
