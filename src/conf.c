@@ -43,7 +43,7 @@ static const char *const top_keys[] = {"listen",
                                        "shutdown_spread_ms",
                                        "log",
                                        NULL};
-static const char *const listen_keys[] = {"address", "port", NULL};
+static const char *const listen_keys[] = {"address", "port", "tls_cert_file", "tls_key_file", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
 static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
@@ -250,7 +250,28 @@ static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
         xfree(nc->listen_address);
         nc->listen_address = xstrndup(s, len);
     }
-    return get_i(p, sec, "listen", "port", 0, 65535, &nc->listen_port);
+    if (get_i(p, sec, "listen", "port", 0, 65535, &nc->listen_port) < 0)
+        return -1;
+    /* TLS: both files or neither; they must be readable now, not at the first handshake */
+    for (int i = 0; i < 2; i++) {
+        const char *key = i ? "tls_key_file" : "tls_cert_file";
+        char **out = i ? &nc->tls_key_file : &nc->tls_cert_file;
+        FILE *f;
+
+        r = get_str(p, sec, "listen", key, &s, &len);
+        if (r < 0)
+            return -1;
+        if (!r)
+            continue;
+        if (!(f = fopen(s, "r")))
+            return fail(p, "listen", key, "cannot read \"%s\": %s", s, strerror(errno));
+        fclose(f);
+        *out = xstrndup(s, len);
+    }
+    if (!nc->tls_cert_file != !nc->tls_key_file)
+        return fail(p, "listen", nc->tls_cert_file ? "tls_key_file" : "tls_cert_file",
+                    "TLS needs both tls_cert_file and tls_key_file");
+    return 0;
 }
 
 static int parse_log_level(struct parse *p, json_t *root, struct conf *nc)
@@ -955,6 +976,8 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
 {
     KEEP_STR(listen_address, "listen.address");
     KEEP_NUM(listen_port, "listen.port");
+    KEEP_STR(tls_cert_file, "listen.tls_cert_file");
+    KEEP_STR(tls_key_file, "listen.tls_key_file");
     KEEP_NUM(history_size, "history.size");
     KEEP_NUM(ws_ping_interval_s, "websocket.ping_interval_s");
     KEEP_NUM(ws_idle_timeout_s, "websocket.idle_timeout_s");
@@ -977,6 +1000,9 @@ void conf_release(struct conf *cf)
     cf->path = NULL;
     xfree(cf->listen_address);
     cf->listen_address = NULL;
+    xfree(cf->tls_cert_file);
+    xfree(cf->tls_key_file);
+    cf->tls_cert_file = cf->tls_key_file = NULL;
     free_secret(cf->jwt_secret);
     cf->jwt_secret = NULL;
     cf->jwt_secret_len = 0;

@@ -151,8 +151,9 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
     sdnotify_init(&gw->loop);
     uv_timer_init(&gw->loop, &gw->status);
     uv_timer_start(&gw->status, on_status_tick, 0, 50); /* 50 ms until ready, then 5 s */
-    log_notice("gateway: listening on http://%s:%d (backplane %s, rtgate %s)", cf->listen_address,
-               http_server_port(gw->http), gw->bp->ops->name, RTGATE_VERSION);
+    log_notice("gateway: listening on %s://%s:%d (backplane %s, rtgate %s)",
+               cf->tls_cert_file ? "https" : "http", cf->listen_address, http_server_port(gw->http),
+               gw->bp->ops->name, RTGATE_VERSION);
     return 0;
 
 free_hub:

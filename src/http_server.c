@@ -15,6 +15,7 @@
 #include "rtgate/util.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -726,6 +727,17 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
                    LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cf->listen_address, ':') == NULL);
     info.foreign_loops = loops;
+    if (cf->tls_cert_file) {
+        /* TLS 1.2 and up, forward-secret AEAD suites only. HTTP/1.1 over ALPN: answers are
+         * written as HTTP/1.1 bytes (NEEDSWORK: HTTP/2 needs lws's header API instead). */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = cf->tls_cert_file;
+        info.ssl_private_key_filepath = cf->tls_key_file;
+        info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                               SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
+        info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
+        info.alpn = "http/1.1";
+    }
     info.retry_and_idle_policy = &srv->retry;
     info.timeout_secs = 10;
     info.max_http_header_data = HTTP_HEADER_MAX; /* long cursors: Last-Event-ID, ?cursor= */

@@ -17,6 +17,9 @@ struct conf {
     char *path;           /* the file it was read from (for messages) */
     char *listen_address; /* "listen.address", default "127.0.0.1" */
     int listen_port;      /* "listen.port", default 8080, 1..65535 (0 = any free port) */
+    char *tls_cert_file;  /* "listen.tls_cert_file": PEM certificate chain; with tls_key_file, the
+                           * listener speaks https/wss (TLS 1.2+); default none (plain) */
+    char *tls_key_file;   /* "listen.tls_key_file": its PEM private key */
     int log_level;        /* "log_level": enum log_level, default "info" */
     int log_format;       /* "log.format": enum log_format, "plain" (default) or "json" */
     int log_access;       /* "log.access": one line per HTTP request / WebSocket session, default

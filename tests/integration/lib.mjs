@@ -32,18 +32,19 @@ export async function startGateway(overrides = {}) {
   let out = '';
   proc.stdout.on('data', (d) => (out += d));
   proc.stderr.on('data', (d) => (out += d));
+  let scheme = 'http';
   const exited = new Promise((resolve) => proc.on('exit', (code, signal) => resolve({ code, signal })));
   const port = await new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error('rtgate did not start:\n' + out)), 10000);
     const check = () => {
       if (proc.exitCode !== null || proc.signalCode !== null) return; // the exit handler rejects
-      const m = out.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
-      if (m) { clearTimeout(t); resolve(Number(m[1])); } else setTimeout(check, 20);
+      const m = out.match(/listening on (https?):\/\/127\.0\.0\.1:(\d+)/);
+      if (m) { clearTimeout(t); scheme = m[1]; resolve(Number(m[2])); } else setTimeout(check, 20);
     };
     proc.on('exit', () => { clearTimeout(t); reject(new Error('rtgate exited:\n' + out)); });
     check();
   });
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://127.0.0.1:${port}`;
   const gw = {
     url, port, proc, dir, cfgPath, exited,
     logs: () => out,
