@@ -623,6 +623,25 @@ int auth_sign_jwt(const char *secret, size_t secret_len, const char *sub, int64_
     return (int)(o + (size_t)n);
 }
 
+int auth_api_key_find(char *const *keys, size_t n_keys, const char *key, size_t len)
+{
+    int found = -1;
+
+    /* as auth_api_key_ok(): every key is compared, whichever matches */
+    for (size_t i = 0; i < n_keys; i++) {
+        size_t k_len;
+        int eq;
+
+        if (!keys[i])
+            continue;
+        k_len = strlen(keys[i]);
+        eq = k_len == len && len > 0 && CRYPTO_memcmp(keys[i], key, len) == 0;
+        if (eq && found < 0)
+            found = (int)i;
+    }
+    return found;
+}
+
 int auth_api_key_ok(char *const *keys, size_t n_keys, const char *key, size_t len)
 {
     int ok = 0;

@@ -564,12 +564,45 @@ static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
                         json_array_size(keys));
         json_array_foreach(keys, i, v)
         {
+            json_t *jk = v, *topics = NULL;
+
             snprintf(key, sizeof(key), "api_keys[%zu]", i);
-            if (!json_is_string(v))
-                return fail(p, "auth", key, "must be a string, not %s", type_name(v));
-            if (json_string_length(v) < CONF_SECRET_MIN)
+            /* "key", or {"key": "...", "topics": ["room:*", ...]} to limit where it publishes */
+            if (json_is_object(v)) {
+                static const char *const api_key_keys[] = {"key", "topics", NULL};
+
+                if (check_keys(p, v, "auth", api_key_keys) < 0)
+                    return -1;
+                jk = json_object_get(v, "key");
+                topics = json_object_get(v, "topics");
+            }
+            if (!json_is_string(jk))
+                return fail(p, "auth", key, "must be a string, not %s", type_name(jk));
+            if (json_string_length(jk) < CONF_SECRET_MIN)
                 return fail(p, "auth", key, "must be at least %d bytes", CONF_SECRET_MIN);
-            nc->api_keys[nc->n_api_keys++] = xstrndup(json_string_value(v), json_string_length(v));
+            if (topics) {
+                size_t total = 1, j;
+                json_t *t;
+                char *out;
+
+                if (!json_is_array(topics) || json_array_size(topics) > CONF_MAX_PATTERNS)
+                    return fail(p, "auth", key, "topics must be an array of patterns");
+                json_array_foreach(topics, j, t)
+                {
+                    if (!json_is_string(t) || json_string_length(t) == 0)
+                        return fail(p, "auth", key, "topics must be an array of patterns");
+                    total += json_string_length(t) + 1;
+                }
+                out = nc->api_key_topics[nc->n_api_keys] = xmalloc(total);
+                json_array_foreach(topics, j, t)
+                {
+                    memcpy(out, json_string_value(t), json_string_length(t) + 1);
+                    out += json_string_length(t) + 1;
+                }
+                *out = '\0';
+            }
+            nc->api_keys[nc->n_api_keys++] =
+                xstrndup(json_string_value(jk), json_string_length(jk));
         }
     }
     r = get_str(p, sec, "auth", "api_keys_file", &s, &len);
@@ -1020,6 +1053,8 @@ void conf_release(struct conf *cf)
     for (size_t i = 0; i < cf->n_api_keys; i++) {
         free_secret(cf->api_keys[i]);
         cf->api_keys[i] = NULL;
+        xfree(cf->api_key_topics[i]);
+        cf->api_key_topics[i] = NULL;
     }
     cf->n_api_keys = 0;
     for (size_t i = 0; i < cf->n_cors_origins; i++) {

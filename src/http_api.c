@@ -62,13 +62,31 @@ int api_on_get(struct conn *c, const char *path)
     return http_error(c, 404, "not found");
 }
 
+/* An API key limited to topic patterns ("auth.api_keys": [{"key","topics"}]). */
+static int api_key_may(const struct conn *c, const char *topic, size_t len)
+{
+    const char *pats = c->srv->cf->api_key_topics[c->api_key - 1];
+
+    if (!pats)
+        return 1;
+    for (; *pats; pats += strlen(pats) + 1)
+        if (auth_pattern_match(pats, strlen(pats), topic, len))
+            return 1;
+    return 0;
+}
+
 static int check_api_key(struct conn *c)
 {
     char key[512];
     int n = lws_hdr_custom_copy(c->wsi, key, sizeof(key), "x-api-key:", 10);
 
-    if (n > 0 && auth_api_key_ok(c->srv->cf->api_keys, c->srv->cf->n_api_keys, key, (size_t)n))
+    int i = n > 0 ? auth_api_key_find(c->srv->cf->api_keys, c->srv->cf->n_api_keys, key, (size_t)n)
+                  : -1;
+
+    if (i >= 0) {
+        c->api_key = (uint8_t)(i + 1);
         return 0;
+    }
     metrics_inc(M_AUTH_FAILURES);
     http_log_refused(c, n > 0 ? "bad API key" : "missing X-API-Key header");
     http_error(c, 401, n > 0 ? "bad API key" : "missing X-API-Key header");
@@ -235,6 +253,12 @@ int api_on_body_done(struct conn *c)
     if (why) {
         json_decref(req);
         return http_error(c, 400, why);
+    }
+    if (c->api_key && !api_key_may(c, topic, (size_t)tlen)) {
+        metrics_inc(M_FORBIDDEN);
+        log_notice("http: an API key refused publishing to '%s'", topic);
+        json_decref(req);
+        return http_error(c, 403, "forbidden topic");
     }
     if (c->authed && !http_may_publish(c, topic, (size_t)tlen)) {
         metrics_inc(M_FORBIDDEN);

@@ -108,6 +108,7 @@ struct conn {
     struct ip_entry *ip;     /* counted against its address's stream limit while open */
     uint64_t bucket, bucket_ms; /* WebSocket publish token bucket (thousandths) */
     uint32_t floods;            /* publishes refused in a row */
+    uint8_t api_key;            /* POST /v1/publish: 1 + index of the key used, 0 none */
 
     /* WebSocket receive. */
     unsigned char *rx;

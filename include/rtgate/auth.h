@@ -89,6 +89,8 @@ int auth_sign_jwt(const char *secret, size_t secret_len, const char *sub, int64_
 /* Returns 1 if @key (@len bytes) equals one of @keys (NUL-terminated), comparing in constant
  * time per key; 0 otherwise. */
 int auth_api_key_ok(char *const *keys, size_t n_keys, const char *key, size_t len);
+/* The index of the key @key equals (compared as auth_api_key_ok() does), or -1. */
+int auth_api_key_find(char *const *keys, size_t n_keys, const char *key, size_t len);
 
 /* base64url without padding (RFC 4648 §5). encode returns the length written (NUL-terminated),
  * or -1 if @cap is too small; decode returns the decoded length or -1 on bad input/space. */

@@ -62,6 +62,8 @@ struct conf {
     char *jwt_secret; /* "auth.jwt_secret": HS256 secret, required, >= 16 bytes */
     size_t jwt_secret_len;
     char *api_keys[CONF_MAX_API_KEYS]; /* "auth.api_keys": array of strings, each >= 16 bytes */
+    char *api_key_topics[CONF_MAX_API_KEYS]; /* patterns "p1\0p2\0\0" a key may publish to, or
+                                              * NULL: any topic */
     /* "auth.keys": [{"kid","alg","secret"|"secret_file"|"public_key"|"public_key_file"}], plus
      * jwt_secret as the HS256 key without a kid; selected by a token's "kid" header. */
     struct auth_key keys[CONF_MAX_KEYS];

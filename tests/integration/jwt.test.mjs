@@ -172,3 +172,20 @@ test('websocket.allowed_origins: a page of another origin cannot open a WebSocke
     assert.equal((await gw.stop()).code, 0, gw.logs());
   }
 });
+
+test('API keys limited to topic patterns', async () => {
+  const limited = 'limited-api-key-0123456789abcdef';
+  const gw = await startGateway({ auth: { api_keys: [API_KEY, { key: limited, topics: ['room:news*', 'user:*'] }] } });
+  try {
+    const pub = async (key, topic) => {
+      const r = await http(gw, '/v1/publish', { method: 'POST', headers: { 'x-api-key': key }, body: { topic, data: 1 } });
+      return [r.status, r.body.error || 'ok'];
+    };
+    assert.deepEqual(await pub(limited, 'room:news-1'), [200, 'ok']);
+    assert.deepEqual(await pub(limited, 'user:bob'), [200, 'ok']);
+    assert.deepEqual(await pub(limited, 'room:other'), [403, 'forbidden topic']);
+    assert.deepEqual(await pub(API_KEY, 'room:other'), [200, 'ok']); // an unlimited key
+  } finally {
+    assert.equal((await gw.stop()).code, 0, gw.logs());
+  }
+});
