@@ -10,7 +10,7 @@ WERROR      ?= $(if $(CI),ON,OFF)
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all deps deps-test build run test test-unit test-integration test-asan install format \
-        format-check demo-cluster demo-cluster-stop clean
+        format-check demo-cluster demo-cluster-stop fuzz clean
 
 all: build
 
@@ -54,6 +54,11 @@ test-asan: deps-test node_modules/.package-lock.json
 install: build
 	cmake --install $(BUILD) --prefix $(PREFIX)
 
+# libFuzzer harnesses, each for FUZZ_SECONDS (scripts/fuzz.sh says how to reproduce a crash).
+FUZZ_SECONDS ?= 60
+fuzz: deps-test
+	bash scripts/fuzz.sh $(FUZZ_SECONDS)
+
 # Redis, two rtgate nodes and HAProxy (mode tcp) on loopback: the docker-compose topology
 # without containers. http://127.0.0.1:18080 is the balancer.
 demo-cluster: build
@@ -63,10 +68,10 @@ demo-cluster-stop:
 	./scripts/demo-cluster.sh stop
 
 format:
-	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c
+	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c
+	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

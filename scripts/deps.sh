@@ -19,6 +19,7 @@ if [ "${1:-}" = test ]; then
     prometheus    # promtool check metrics
     docker-compose # validates docker/docker-compose.yml (no engine runs here)
     systemd       # systemd-analyze verify on the unit
+    clang libclang-rt-14-dev # libFuzzer harnesses (scripts/fuzz.sh)
   )
 fi
 

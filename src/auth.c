@@ -446,7 +446,7 @@ static const char *check_claims(const struct auth_verifier *v, json_t *claims, i
         return why_malformed;
     if (exp) {
         exp_v = json_integer_value(exp);
-        if (now >= exp_v + leeway)
+        if (now - leeway >= exp_v) /* not exp + leeway: a huge exp would overflow */
             return why_expired;
     }
     if (nbf && now + leeway < json_integer_value(nbf))

@@ -84,9 +84,12 @@ int http_respond(struct conn *c, int status, const char *ctype, const char *body
 
 int http_error(struct conn *c, int status, const char *reason)
 {
+    /* a reason that is not valid UTF-8 cannot be a JSON string: jansson refuses it, and the
+     * answer must not depend on client bytes being well formed (found by fuzz_query) */
     json_t *j = json_pack("{s:s}", "error", reason);
-    char *body = json_dumps(j, JSON_COMPACT);
-    int rc = http_respond(c, status, NULL, body, strlen(body), NULL);
+    char *body = j ? json_dumps(j, JSON_COMPACT) : NULL;
+    int rc = body ? http_respond(c, status, NULL, body, strlen(body), NULL)
+                  : http_respond(c, status, NULL, "{\"error\":\"bad request\"}", 23, NULL);
 
     free(body);
     json_decref(j);
@@ -203,8 +206,15 @@ int http_parse_topics(struct conn *c)
         size_t len = (size_t)((comma ? comma : end) - p);
 
         if (!topic_is_valid(p, len)) {
-            snprintf(msgbuf, sizeof(msgbuf), "invalid topic \"%.*s\"",
-                     (int)(len > TOPIC_MAX_LEN ? TOPIC_MAX_LEN : len), p);
+            size_t shown = len > TOPIC_MAX_LEN ? TOPIC_MAX_LEN : len, o;
+
+            /* echo the name back with anything but printable ASCII as '?' */
+            o = (size_t)snprintf(msgbuf, sizeof(msgbuf), "invalid topic \"");
+            for (size_t k = 0; k < shown && o + 3 < sizeof(msgbuf); k++)
+                msgbuf[o++] =
+                    (p[k] >= 0x20 && p[k] < 0x7f && p[k] != '"' && p[k] != '\\') ? p[k] : '?';
+            msgbuf[o++] = '"';
+            msgbuf[o] = '\0';
             xfree(st);
             return http_error(c, 400, msgbuf), -1;
         }
