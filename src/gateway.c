@@ -105,6 +105,10 @@ void gateway_reload(struct gateway *gw)
     log_set_format((enum log_format)gw->cf->log_format);
     log_set_repeat_limit(gw->cf->log_repeat_limit_per_s);
     log_notice("gateway: reloaded '%s'", gw->cf->path);
+    if (http_server_reload_tls(gw->http, err, sizeof(err)) != 0)
+        log_err("gateway: TLS certificate not reloaded, the old one stays: %s", err);
+    else if (gw->cf->tls_cert_file)
+        log_notice("gateway: TLS certificate reloaded");
     sdnotify_status("configuration reloaded");
 }
 

@@ -774,6 +774,55 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     return srv;
 }
 
+static char *slurp(const char *path, size_t *len)
+{
+    FILE *f = fopen(path, "rb");
+    char *buf = NULL;
+    long n;
+
+    if (!f)
+        return NULL;
+    if (fseek(f, 0, SEEK_END) == 0 && (n = ftell(f)) > 0 && n < (1 << 20) &&
+        fseek(f, 0, SEEK_SET) == 0) {
+        buf = xmalloc((size_t)n + 1);
+        if (fread(buf, 1, (size_t)n, f) != (size_t)n) {
+            xfree(buf);
+            buf = NULL;
+        } else {
+            buf[n] = '\0';
+            *len = (size_t)n;
+        }
+    }
+    fclose(f);
+    return buf;
+}
+
+int http_server_reload_tls(struct http_server *srv, char *err, size_t errlen)
+{
+    const struct conf *cf = srv->cf;
+    size_t cl = 0, kl = 0;
+    char *cert, *key;
+    int rc;
+
+    if (!cf->tls_cert_file)
+        return 0;
+    /* read on SIGHUP only (a rare, operator-driven moment), then handed to lws in memory:
+     * connections already open keep their session, new handshakes use the new pair */
+    cert = slurp(cf->tls_cert_file, &cl);
+    key = slurp(cf->tls_key_file, &kl);
+    rc = cert && key ? lws_tls_cert_updated(srv->ctx, cf->tls_cert_file, cf->tls_key_file, cert, cl,
+                                            key, kl)
+                     : -1;
+    if (key) {
+        explicit_bzero(key, kl);
+        xfree(key);
+    }
+    xfree(cert);
+    if (rc != 0)
+        snprintf(err, errlen, "cannot load '%s' / '%s'", cf->tls_cert_file, cf->tls_key_file);
+    return rc ? -1 : 0;
+}
+
 size_t http_server_streams(const struct http_server *srv)
 {
     return srv->n_streams;

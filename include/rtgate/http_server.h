@@ -18,6 +18,10 @@ typedef void http_server_stopped_fn(void *ud);
 struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
                                     struct backplane *bp, char *err, size_t errlen);
 
+/* SIGHUP: reloads the TLS certificate and key from their files for new handshakes. Returns 0
+ * (also without TLS), or -1 with @err set; the old pair then stays in use. */
+int http_server_reload_tls(struct http_server *srv, char *err, size_t errlen);
+
 /* Open SSE, long-poll and WebSocket connections. */
 size_t http_server_streams(const struct http_server *srv);
 

@@ -81,3 +81,34 @@ test('a missing certificate file stops start-up with the key and reason', () => 
   assert.equal(r.status, 1);
   assert.equal(r.stderr.trim(), `rtgate: ${cfg}: listen.tls_cert_file: cannot read "${f('nope.pem')}": No such file or directory`);
 });
+
+test('SIGHUP loads a renewed certificate for new handshakes', async () => {
+  const certf = f('renew.pem'), keyf = f('renew.key');
+  const issue = () => {
+    ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
+      '-keyout', keyf, '-out', f('renew.csr'));
+    ossl('x509', '-req', '-in', f('renew.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
+      '-days', '2', '-extfile', f('ext.cnf'), '-out', certf);
+  };
+  const serial = (gw) => new Promise((resolve, reject) => {
+    https.get(`${gw.url}/healthz`, { ca: readFileSync(f('ca.pem')), agent: false }, (res) => {
+      const s = res.socket.getPeerCertificate().serialNumber;
+      res.resume();
+      res.on('end', () => resolve(s));
+    }).on('error', reject);
+  });
+  issue();
+  const gw = await startGateway({ listen: { tls_cert_file: certf, tls_key_file: keyf } });
+  try {
+    const before = await serial(gw);
+    issue(); // renewed in place, as certbot and friends do
+    gw.proc.kill('SIGHUP');
+    const t0 = Date.now();
+    while (!gw.logs().includes('TLS certificate reloaded') && Date.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 20));
+    const after = await serial(gw);
+    assert.notEqual(after, before);
+    assert.equal(after, execFileSync('openssl', ['x509', '-in', certf, '-noout', '-serial']).toString().trim().split('=')[1].toUpperCase());
+  } finally {
+    assert.equal((await gw.stop()).code, 0, gw.logs());
+  }
+});
