@@ -42,6 +42,7 @@ static const char *const top_keys[] = {"listen",
                                        "shutdown_grace_ms",
                                        "shutdown_spread_ms",
                                        "log",
+                                       "ready_without_backplane",
                                        NULL};
 static const char *const listen_keys[] = {"address", "port", "tls_cert_file", "tls_key_file", NULL};
 static const char *const history_keys[] = {"size", NULL};
@@ -383,6 +384,14 @@ static int parse_numbers(struct parse *p, json_t *root, struct conf *nc)
     if (get_size(p, sec, "limits", "max_held_longpolls", 1, 1000000, &nc->max_held_polls) < 0)
         return -1;
 
+    {
+        json_t *rw = json_object_get(root, "ready_without_backplane");
+
+        if (rw && !json_is_boolean(rw))
+            return fail(p, NULL, "ready_without_backplane", "must be true or false, not %s",
+                        type_name(rw));
+        nc->ready_without_backplane = rw && json_is_true(rw);
+    }
     if (get_u32(p, root, NULL, "shutdown_timeout_ms", 0, 600000, &nc->shutdown_timeout_ms) < 0 ||
         get_u32(p, root, NULL, "shutdown_grace_ms", 0, 600000, &nc->shutdown_grace_ms) < 0 ||
         get_u32(p, root, NULL, "shutdown_spread_ms", 0, 600000, &nc->shutdown_spread_ms) < 0)

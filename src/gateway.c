@@ -37,7 +37,7 @@ static void on_status_tick(uv_timer_t *t)
              up ? "up" : "down", streams);
     gw->last_up = up;
     gw->last_streams = streams;
-    if (!gw->notified_ready && up) {
+    if (!gw->notified_ready && (up || gw->cf->ready_without_backplane)) {
         gw->notified_ready = 1;
         sdnotify_ready(status);
         uv_timer_set_repeat(t, 5000);

@@ -80,10 +80,12 @@ struct conf {
     size_t n_api_keys;
 
     uint32_t
-        shutdown_timeout_ms;    /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
-    uint32_t shutdown_grace_ms; /* "shutdown_grace_ms": after SIGTERM, /readyz is 503 but new
-                                 * clients are still served this long, so the balancer's health
-                                 * check takes the node out first; default 0, 0..600000 */
+        shutdown_timeout_ms; /* "shutdown_timeout_ms": drain deadline, default 5000, 0..600000 */
+    int ready_without_backplane; /* "ready_without_backplane": systemd READY=1 as soon as we
+                                  * listen, not once the backplane is up; default false */
+    uint32_t shutdown_grace_ms;  /* "shutdown_grace_ms": after SIGTERM, /readyz is 503 but new
+                                  * clients are still served this long, so the balancer's health
+                                  * check takes the node out first; default 0, 0..600000 */
     uint32_t shutdown_spread_ms; /* "shutdown_spread_ms": then clients are told to reconnect at
                                   * random times over this window (no reconnect storm); default
                                   * 1000; both are cut to fit shutdown_timeout_ms */

@@ -92,12 +92,13 @@ function freePort() {
 
 // rtgate on a port chosen here (so a READY can be checked against it at once), logging into the
 // journal, with `env` added to our environment minus any systemd variables of our own.
-async function startRtgate(dir, j, env) {
+async function startRtgate(dir, j, env, extra = {}) {
   const port = await freePort();
   const cf = JSON.parse(readFileSync(join(ROOT, 'conf', 'rtgate.json'), 'utf8'));
   cf.listen = { address: '127.0.0.1', port };
   cf.log_level = 'info';
   cf.auth = { jwt_secret: SECRET, api_keys: [API_KEY] };
+  Object.assign(cf, extra);
   const cfgPath = join(dir, 'rtgate.json');
   writeFileSync(cfgPath, JSON.stringify(cf, null, 2));
   const base = { ...process.env };
@@ -229,4 +230,23 @@ test('a NOTIFY_SOCKET nobody listens on does not stop rtgate from serving or exi
     const warns = j.log().split('\n').filter((x) => x.includes('sdnotify:') && x.includes('failed'));
     assert.ok(warns.length <= 1, 'a dead socket is logged once, not per ping\n' + j.dump());
   });
+});
+
+test('READY=1 waits for the backplane, unless ready_without_backplane', async () => {
+  const nowhere = await freePort(); // no Redis listens there
+  for (const [extra, ready] of [[{}, false], [{ ready_without_backplane: true }, true]]) {
+    await withJournal(async (dir, j, cleanups) => {
+      const sock = join(dir, 'notify.sock');
+      const l = await startListener(sock, j);
+      cleanups.push(l.stop);
+      const gw = await startRtgate(dir, j, { NOTIFY_SOCKET: sock },
+        { backplane: { type: 'redis', url: `redis://127.0.0.1:${nowhere}/0` }, ...extra });
+      cleanups.push(() => gw.kill('SIGKILL'));
+      const logs = () => '--- journal ---\n' + j.dump();
+      await waitFor(() => j.dump().includes('listening on'), 10000, 'listening', logs);
+      await sleep(1500);
+      assert.equal(j.notify('READY=1').length, ready ? 1 : 0, logs());
+      assert.deepEqual(await gw.kill('SIGTERM'), { code: 0, signal: null }, logs());
+    });
+  }
 });
