@@ -33,13 +33,13 @@ node_modules/.package-lock.json: package-lock.json
 run: build
 	./$(BUILD)/rtgate --config $(CONFIG)
 
-test: deps-test build node_modules/.package-lock.json
+test: deps-test node_modules/.package-lock.json build
 	ctest --test-dir $(BUILD) --output-on-failure
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit
 
-test-integration: deps-test build node_modules/.package-lock.json
+test-integration: deps-test node_modules/.package-lock.json build
 	ctest --test-dir $(BUILD) --output-on-failure -L integration
 
 # The whole suite again with AddressSanitizer and UndefinedBehaviorSanitizer: any report fails.
