@@ -128,6 +128,7 @@ int sse_on_request(struct conn *c)
     metrics_inc(M_SSE_STREAMS);
     sub_init(&c->sub, &sse_sub_ops);
     sendq_init(&c->q, c->srv->cf->send_queue);
+    sendq_limit_bytes(&c->q, c->srv->cf->send_queue_bytes, 1);
     rc = write_headers(c);
     http_hold(c, CONN_SSE);
     if (rc != 0)

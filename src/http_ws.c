@@ -189,6 +189,7 @@ int ws_on_established(struct conn *c, struct lws *wsi)
     c->wsi = wsi;
     sub_init(&c->sub, &ws_sub_ops);
     sendq_init(&c->q, c->srv->cf->send_queue);
+    sendq_limit_bytes(&c->q, c->srv->cf->send_queue_bytes, 0);
     dlist_insert_tail(&c->srv->sockets, &c->link);
     c->srv->n_streams++;
     c->status = 101;

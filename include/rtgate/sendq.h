@@ -12,13 +12,20 @@
 struct sendq {
     struct msg **ring; /* bit 0 of an entry marks a control frame (not counted against max) */
     size_t cap, max, head, n, n_control;
+    size_t bytes, max_bytes; /* frame bytes queued (control frames excluded); 0: no limit */
+    int sse;                 /* which frame counts: sse_len (1) or ws_len (0) */
 };
 
 void sendq_init(struct sendq *q, size_t max);
+/* Also refuses a push once @max_bytes of frames are queued (0: no byte limit), counting each
+ * message's SSE frame (@sse) or WebSocket frame. */
+void sendq_limit_bytes(struct sendq *q, size_t max_bytes, int sse);
+
 /* Unrefs what is still queued and frees the ring. */
 void sendq_release(struct sendq *q);
 
-/* Queues a new reference to @m. Returns 0, or -1 when @max messages are already queued. */
+/* Queues a new reference to @m. Returns 0, or -1 when @max messages (or max_bytes) are already
+ * queued. */
 int sendq_push(struct sendq *q, struct msg *m);
 
 /* Queues @m even past the limit: for the few control frames (retry hint, reset events) that
