@@ -50,12 +50,19 @@ static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
 static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
                                              NULL};
 static const char *const longpoll_keys[] = {"default_timeout_s", "max_timeout_s", NULL};
-static const char *const limits_keys[] = {"max_message_bytes",     "send_queue",
-                                          "max_connections",       "max_topics_per_request",
-                                          "max_messages_per_poll", "max_held_longpolls",
-                                          "publish_rate",          "send_queue_bytes",
-                                          "publish_burst",         "max_connections_per_ip",
-                                          "requests_per_ip_per_s", NULL};
+static const char *const limits_keys[] = {"max_message_bytes",
+                                          "send_queue",
+                                          "max_connections",
+                                          "max_topics_per_request",
+                                          "max_messages_per_poll",
+                                          "max_held_longpolls",
+                                          "publish_rate",
+                                          "send_queue_bytes",
+                                          "publish_burst",
+                                          "max_connections_per_ip",
+                                          "requests_per_ip_per_s",
+                                          "request_timeout_s",
+                                          NULL};
 static const char *const auth_keys[] = {
     "jwt_secret", "jwt_secret_file", "api_keys",        "api_keys_file",
     "keys",       "leeway_s",        "refresh_grace_s", "issuer",
@@ -371,6 +378,7 @@ static int parse_numbers(struct parse *p, json_t *root, struct conf *nc)
     if (get_size(p, sec, "limits", "max_messages_per_poll", 1, 100000, &nc->max_poll_messages) < 0)
         return -1;
     if (get_size(p, sec, "limits", "send_queue_bytes", 0, 1073741824, &nc->send_queue_bytes) < 0 ||
+        get_u32(p, sec, "limits", "request_timeout_s", 1, 3600, &nc->request_timeout_s) < 0 ||
         get_u32(p, sec, "limits", "publish_rate", 0, 1000000, &nc->publish_rate) < 0 ||
         get_u32(p, sec, "limits", "publish_burst", 1, 1000000, &nc->publish_burst) < 0 ||
         get_size(p, sec, "limits", "max_connections_per_ip", 0, 1000000, &nc->max_conns_per_ip) <
@@ -886,6 +894,7 @@ void conf_init(struct conf *cf)
     cf->refresh_grace_s = 30;
     cf->publish_rate = 1000;
     cf->send_queue_bytes = 8 << 20;
+    cf->request_timeout_s = 10;
     cf->publish_burst = 2000;
     cf->max_conns_per_ip = 0;
     cf->requests_per_ip = 0;

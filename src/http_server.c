@@ -749,7 +749,9 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
         info.alpn = "http/1.1";
     }
     info.retry_and_idle_policy = &srv->retry;
-    info.timeout_secs = 10;
+    info.timeout_secs = cf->request_timeout_s;         /* headers and bodies must arrive by then */
+    info.timeout_secs_ah_idle = cf->request_timeout_s; /* incomplete headers too */
+    info.keepalive_timeout = (int)cf->request_timeout_s;
     info.max_http_header_data = HTTP_HEADER_MAX; /* long cursors: Last-Event-ID, ?cursor= */
     /* lws sizes its fd table from this (FACTS.md): what we allow, within the process limit */
     info.fd_limit_per_thread = (unsigned int)(cf->max_connections + 64);

@@ -51,15 +51,17 @@ struct conf {
     size_t max_topics;        /* "limits.max_topics_per_request": default 32, 1..1024 */
     size_t max_poll_messages; /* "limits.max_messages_per_poll": default 500, 1..100000 */
     size_t max_held_polls;    /* "limits.max_held_longpolls": default 10000, 1..1000000 */
-    size_t send_queue_bytes;  /* "limits.send_queue_bytes": frame bytes queued per connection
-                               * before it is cut as a slow consumer, default 8 MiB, 0 = none */
-    uint32_t publish_rate;    /* "limits.publish_rate": publishes/s one WebSocket may make (token
-                               * bucket), default 1000, 0 = no limit */
-    uint32_t publish_burst;   /* "limits.publish_burst": the bucket's size, default 2000 */
-    size_t max_conns_per_ip;  /* "limits.max_connections_per_ip": streams (SSE, WS, held
-                               * long-polls) per client address, default 0 = no limit */
-    uint32_t requests_per_ip; /* "limits.requests_per_ip_per_s": HTTP requests per second per
-                               * client address (429 beyond), default 0 = no limit */
+    uint32_t request_timeout_s; /* "limits.request_timeout_s": a request's headers (and body)
+                                 * must arrive within it (slowloris), default 10, 1..3600 */
+    size_t send_queue_bytes;    /* "limits.send_queue_bytes": frame bytes queued per connection
+                                 * before it is cut as a slow consumer, default 8 MiB, 0 = none */
+    uint32_t publish_rate;      /* "limits.publish_rate": publishes/s one WebSocket may make (token
+                                 * bucket), default 1000, 0 = no limit */
+    uint32_t publish_burst;     /* "limits.publish_burst": the bucket's size, default 2000 */
+    size_t max_conns_per_ip;    /* "limits.max_connections_per_ip": streams (SSE, WS, held
+                                 * long-polls) per client address, default 0 = no limit */
+    uint32_t requests_per_ip;   /* "limits.requests_per_ip_per_s": HTTP requests per second per
+                                 * client address (429 beyond), default 0 = no limit */
 
     char *jwt_secret; /* "auth.jwt_secret": HS256 secret, required, >= 16 bytes */
     size_t jwt_secret_len;
