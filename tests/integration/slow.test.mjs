@@ -35,7 +35,10 @@ test('50 MB to a consumer that stopped reading: cut at the byte limit, memory bo
     assert.ok(gw.logs().includes("cutting slow consumer 'slow'"), gw.logs());
     assert.deepEqual(fast.messages().map((m) => m.data.i), Array.from({ length: N }, (_, i) => i));
     const growth = peak - rss0;
-    assert.ok(growth < 32 << 20, `RSS grew by ${(growth / 1048576).toFixed(1)} MB while 50 MB were published`);
+    // Under AddressSanitizer freed memory sits in its quarantine (256 MB by default), so RSS
+    // says nothing there: the bound is checked by the plain build (make test).
+    if (!process.env.ASAN_OPTIONS)
+      assert.ok(growth < 32 << 20, `RSS grew by ${(growth / 1048576).toFixed(1)} MB while 50 MB were published`);
     slow.ws._socket.resume();
     const closed = await Promise.race([slow.closedP, sleep(20000).then(() => null)]);
     assert.equal(closed && closed.code, 1013);
