@@ -176,7 +176,6 @@ static void on_published(void *ud, int status, const struct msg_id *id)
 
 /* Picks the topic of a send/publish request: "topic", or "to" as shorthand for user:<to>.
  * Writes it into @buf; returns its length, or -1 with @why set. */
-int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
 int api_target_topic(json_t *req, char *buf, size_t cap, const char **why)
 {
     json_t *topic = json_object_get(req, "topic"), *to = json_object_get(req, "to");

@@ -195,6 +195,12 @@ void conn_release(struct conn *c);
 enum metrics_transport http_transport(const struct conn *c);
 /* One rate-limited notice per refused credential: which endpoint, why (never the credential). */
 void http_log_refused(const struct conn *c, const char *why);
+/* The request's token, from "Authorization: Bearer" or ?token= (browsers cannot set headers
+ * on EventSource or WebSocket), copied into @buf. Returns its length, 0 when there is none,
+ * or -1 when Authorization holds something other than a Bearer token. */
+int http_find_token(struct lws *wsi, char *buf, size_t cap);
+/* The topic of a send/publish body: "topic", or "to" for user:<to> (http_api.c). */
+int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
 /* Copies a query argument into @buf; returns its length or -1 when absent. */
 int http_arg(struct conn *c, const char *name, char *buf, size_t cap);
 uint64_t http_now_ms(void);

@@ -100,10 +100,10 @@ int http_error(struct conn *c, int status, const char *reason)
  * up at the first one that does not fit, hiding every later argument: search with a buffer
  * as big as any query can be, then copy out. A value longer than @cap comes back truncated
  * (its length is then cap - 1), so the caller's parse fails rather than the argument vanishing. */
-int http_arg(struct conn *c, const char *name, char *buf, size_t cap)
+static int urlarg(struct lws *wsi, const char *name, char *buf, size_t cap)
 {
     static char scratch[HTTP_HEADER_MAX + 1];
-    const char *v = lws_get_urlarg_by_name(c->wsi, name, scratch, (int)sizeof(scratch));
+    const char *v = lws_get_urlarg_by_name(wsi, name, scratch, (int)sizeof(scratch));
     size_t n;
 
     if (!v)
@@ -116,24 +116,32 @@ int http_arg(struct conn *c, const char *name, char *buf, size_t cap)
     return (int)n;
 }
 
+int http_arg(struct conn *c, const char *name, char *buf, size_t cap)
+{
+    return urlarg(c->wsi, name, buf, cap);
+}
+
+int http_find_token(struct lws *wsi, char *buf, size_t cap)
+{
+    int n = lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_HTTP_AUTHORIZATION);
+
+    if (n > 7 && strncasecmp(buf, "Bearer ", 7) == 0) {
+        memmove(buf, buf + 7, (size_t)n - 7 + 1);
+        return n - 7;
+    }
+    if (n > 0)
+        return -1;
+    n = urlarg(wsi, "token=", buf, cap);
+    return n > 0 ? n : 0;
+}
+
 int http_authenticate(struct conn *c)
 {
     char tok[AUTH_TOKEN_MAX + 16];
-    const char *why = "missing token";
-    int n = lws_hdr_copy(c->wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
-    const char *t = NULL;
-    size_t tlen = 0;
+    int n = http_find_token(c->wsi, tok, sizeof(tok));
+    const char *why = n < 0 ? "authorization must be a Bearer token" : "missing token";
 
-    if (n > 7 && strncasecmp(tok, "Bearer ", 7) == 0) {
-        t = tok + 7;
-        tlen = (size_t)n - 7;
-    } else if (n <= 0 && (n = http_arg(c, "token=", tok, sizeof(tok))) > 0) {
-        t = tok;
-        tlen = (size_t)n;
-    } else if (n > 0) {
-        why = "authorization must be a Bearer token";
-    }
-    if (t && http_verify_token(c->srv->cf, t, tlen, &c->id, &why) == 0) {
+    if (n > 0 && http_verify_token(c->srv->cf, tok, (size_t)n, &c->id, &why) == 0) {
         c->authed = 1;
         return 0;
     }

@@ -13,8 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
-
 static int ws_deliver(struct sub *s, struct msg *m)
 {
     struct conn *c = container_of(s, struct conn, sub);
@@ -112,7 +110,7 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
 {
     struct http_server *srv = lws_context_user(lws_get_context(wsi));
     char path[64], tok[AUTH_TOKEN_MAX + 16];
-    const char *why = "missing token", *t = NULL;
+    const char *why = "missing token";
     int n;
 
     if (!c)
@@ -156,23 +154,8 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
         return refuse(c, 503, "shutting down");
     if (srv->n_streams >= srv->cf->max_connections)
         return refuse(c, 503, "too many connections");
-    n = lws_hdr_copy(wsi, tok, sizeof(tok), WSI_TOKEN_HTTP_AUTHORIZATION);
-    if (n > 7 && strncasecmp(tok, "Bearer ", 7) == 0) {
-        t = tok + 7;
-        n -= 7;
-    } else if (n <= 0) {
-        /* a buffer as big as the whole query: see http_arg() */
-        static char scratch[HTTP_HEADER_MAX + 1];
-        const char *v = lws_get_urlarg_by_name(wsi, "token=", scratch, (int)sizeof(scratch));
-
-        if (v) {
-            t = v;
-            n = (int)strlen(v);
-        }
-    }
-    if (t && n == 0)
-        t = NULL; /* an empty ?token= is a missing one, as over HTTP */
-    if (!t || http_verify_token(srv->cf, t, (size_t)n, &c->id, &why) != 0) {
+    n = http_find_token(wsi, tok, sizeof(tok)); /* a non-Bearer Authorization: "missing token" */
+    if (n <= 0 || http_verify_token(srv->cf, tok, (size_t)n, &c->id, &why) != 0) {
         metrics_inc(M_AUTH_FAILURES);
         http_log_refused(c, why);
         return refuse(c, 401, why);

@@ -33,12 +33,17 @@ static unsigned n_pending; /* slots holding suppressed lines not yet summarised 
 static const char *const names[] = {"err", "warn", "notice", "info", "debug"};
 static const char *const formats[] = {"plain", "json"};
 
-int log_level_parse(const char *name)
+static int find_name(const char *const *list, int n, const char *name)
 {
-    for (int i = 0; i < (int)(sizeof(names) / sizeof(names[0])); i++)
-        if (strcmp(name, names[i]) == 0)
+    for (int i = 0; i < n; i++)
+        if (strcmp(name, list[i]) == 0)
             return i;
     return -1;
+}
+
+int log_level_parse(const char *name)
+{
+    return find_name(names, (int)(sizeof(names) / sizeof(names[0])), name);
 }
 
 void log_set_level(enum log_level lvl)
@@ -53,10 +58,7 @@ enum log_level log_get_level(void)
 
 int log_format_parse(const char *name)
 {
-    for (int i = 0; i < (int)(sizeof(formats) / sizeof(formats[0])); i++)
-        if (strcmp(name, formats[i]) == 0)
-            return i;
-    return -1;
+    return find_name(formats, (int)(sizeof(formats) / sizeof(formats[0])), name);
 }
 
 void log_set_format(enum log_format f)

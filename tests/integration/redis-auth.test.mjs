@@ -8,21 +8,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { startGateway, http, sleep, API_KEY } from './lib.mjs';
+import { startGateway, http, sleep, API_KEY, freePort, waitFor } from './lib.mjs';
 
-function freePort() {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
-  });
-}
+const until = (pred, ms, what) => waitFor(pred, ms, what, 50);
 
-async function until(pred, ms, what) {
-  const t0 = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what);
-    await sleep(50);
-  }
-}
 
 async function redis(port, extra = []) {
   const dir = mkdtempSync(join(tmpdir(), 'rtgate-redis-auth-'));

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
-import { startGateway, http, sleep, API_KEY } from './lib.mjs';
+import { startGateway, http, sleep, API_KEY, freePort, waitFor } from './lib.mjs';
 import { makeJwt, nowS } from './helpers.mjs';
 
 // Fails loudly (not a skip) when Redis is missing: the project's deps script installs it.
@@ -20,28 +20,7 @@ export function requireRedis() {
   }
 }
 
-// A port nobody listens on right now (bind to port 0, read it, close).
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-}
-
-// Polls pred() (may be async) every `every` ms until it is truthy; bounded by timeoutMs.
-export async function waitFor(pred, timeoutMs, what, every = 20) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(every);
-  }
-}
+export { freePort, waitFor } from './lib.mjs';
 
 // A redis-server without persistence. start() may be called again after stop() (same port).
 export async function startRedis(port, extraArgs = []) {

@@ -7,17 +7,10 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import net from 'node:net';
-import { startGateway, http, openWS, publish, sleep } from './lib.mjs';
+import { startGateway, http, openWS, publish, sleep, freePort, waitFor } from './lib.mjs';
 
-const freePort = () => new Promise((r) => { const s = net.createServer().listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => r(p)); }); });
-async function until(pred, ms, what) {
-  const t0 = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what);
-    await sleep(30);
-  }
-}
+const until = (pred, ms, what) => waitFor(pred, ms, what, 30);
+
 
 test('signed messages flow; forged ones, live or in history, are dropped and logged', async () => {
   const port = await freePort();

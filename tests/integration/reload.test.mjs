@@ -4,15 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { startGateway, http, openWS, publish, sleep, API_KEY } from './lib.mjs';
+import { startGateway, http, openWS, publish, sleep, API_KEY, waitFor as until } from './lib.mjs';
 
-async function until(pred, ms, what) {
-  const t0 = Date.now();
-  while (!(await pred())) {
-    if (Date.now() - t0 > ms) throw new Error('timed out waiting for ' + what);
-    await sleep(20);
-  }
-}
 
 test('SIGHUP: new secret and limits apply, connections stay, bad files are refused', async () => {
   const gw = await startGateway();

@@ -6,10 +6,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { ROOT, BIN, SECRET, API_KEY, sleep } from './lib.mjs';
+import { ROOT, BIN, SECRET, API_KEY, sleep, freePort } from './lib.mjs';
 
 const LISTEN_BIN = join(dirname(BIN), 'notify_listen');
 
@@ -77,17 +76,6 @@ async function startListener(addr, j) {
     await l.exited;
   };
   return l;
-}
-
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
 }
 
 // rtgate on a port chosen here (so a READY can be checked against it at once), logging into the

@@ -1432,7 +1432,7 @@ static void test_backplane_local(void **state)
 /* Messages m[1..n] of T1 in the backplane's epoch, ids 100-1 .. 100-n. */
 static void mk_msgs(struct msg **m, size_t n)
 {
-    char data[16];
+    char data[24];
 
     m[0] = NULL;
     for (size_t i = 1; i <= n; i++) {
