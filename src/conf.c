@@ -8,9 +8,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -43,6 +46,9 @@ static const char *const top_keys[] = {"listen",
                                        "shutdown_spread_ms",
                                        "log",
                                        "ready_without_backplane",
+                                       "static_dir",
+                                       "node_id",
+                                       "stats",
                                        NULL};
 static const char *const listen_keys[] = {"address", "port", "tls_cert_file", "tls_key_file", NULL};
 static const char *const history_keys[] = {"size", NULL};
@@ -73,6 +79,7 @@ static const char *const backplane_keys[] = {
     "type",          "url",         "username",    "password",         "connect_timeout_ms",
     "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
+static const char *const stats_keys[] = {"access", "interval_ms", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 
 static char *xstrdup(const char *s)
@@ -854,6 +861,59 @@ static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
                              &nc->n_ws_origins);
 }
 
+/* "static_dir": a directory that exists now, kept as its real path (http_static.c serves only
+ * what resolves inside it); "node_id": a short printable name shown to clients and dashboards;
+ * "stats": who may read GET /v1/stats/stream and how often it speaks. */
+static int parse_web(struct parse *p, json_t *root, struct conf *nc)
+{
+    static const char *const access[] = {"api_key", "public", "off"};
+    char real[PATH_MAX];
+    struct stat st;
+    const char *s;
+    size_t len;
+    json_t *sec;
+    int r;
+
+    r = get_str(p, root, NULL, "static_dir", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        if (len == 0 || strlen(s) != len)
+            return fail(p, NULL, "static_dir", "must be a directory path");
+        if (!realpath(s, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+            return fail(p, NULL, "static_dir", "\"%s\" is not a directory", s);
+        nc->static_dir = xstrdup(real);
+    }
+    r = get_str(p, root, NULL, "node_id", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        if (len == 0 || len > CONF_NODE_ID_MAX)
+            return fail(p, NULL, "node_id", "must be 1 to %d characters", CONF_NODE_ID_MAX);
+        for (size_t i = 0; i < len; i++)
+            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                  (s[i] >= '0' && s[i] <= '9') || strchr("_.:-", s[i])))
+                return fail(p, NULL, "node_id", "may hold only letters, digits and _.:-");
+        nc->node_id = xstrndup(s, len);
+    }
+    if (get_section(p, root, "stats", stats_keys, &sec) < 0)
+        return -1;
+    r = get_str(p, sec, "stats", "access", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        int found = -1;
+
+        for (int i = 0; i < 3; i++)
+            if (strcmp(s, access[i]) == 0)
+                found = i;
+        if (found < 0)
+            return fail(p, "stats", "access", "must be \"api_key\", \"public\" or \"off\"");
+        nc->stats_access = (enum conf_stats_access)found;
+    }
+    return get_u32(p, sec, "stats", "interval_ms", 100, 60000, &nc->stats_interval_ms);
+}
+
 static int parse_root(struct parse *p, json_t *root, struct conf *nc)
 {
     if (!json_is_object(root)) {
@@ -863,7 +923,8 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
     if (check_keys(p, root, NULL, top_keys) < 0 || parse_listen(p, root, nc) < 0 ||
         parse_log_level(p, root, nc) < 0 || parse_log(p, root, nc) < 0 ||
         parse_numbers(p, root, nc) < 0 || parse_auth(p, root, nc) < 0 ||
-        parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0)
+        parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0 ||
+        parse_web(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -906,6 +967,8 @@ void conf_init(struct conf *cf)
     cf->redis_connect_timeout_ms = 2000;
     cf->redis_history_ttl_s = 86400;
     cf->redis_max_pending = 10000;
+    cf->stats_access = CONF_STATS_API_KEY;
+    cf->stats_interval_ms = 1000;
 }
 
 int conf_load_string(struct conf *cf, const char *name, const char *json, size_t len, char *err,
@@ -1039,6 +1102,8 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
     KEEP_STR(redis_signing_key, "backplane.signing_key");
+    KEEP_STR(static_dir, "static_dir");
+    KEEP_STR(node_id, "node_id");
     KEEP_NUM(redis_signing_key_len, "backplane.signing_key");
 }
 
@@ -1093,4 +1158,8 @@ void conf_release(struct conf *cf)
     free_secret(cf->redis_signing_key);
     cf->redis_signing_key = NULL;
     cf->redis_signing_key_len = 0;
+    xfree(cf->static_dir);
+    cf->static_dir = NULL;
+    xfree(cf->node_id);
+    cf->node_id = NULL;
 }

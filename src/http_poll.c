@@ -70,7 +70,7 @@ void poll_release(struct conn *c)
  * or 304 when nothing is new and the client already has this cursor. */
 static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int more)
 {
-    char cursor[CURSOR_TEXT_MAX], etag[CURSOR_TEXT_MAX + 16];
+    char cursor[CURSOR_TEXT_MAX], etag[CURSOR_TEXT_MAX + CONF_NODE_ID_MAX + 40];
     struct poll_state *ps = c->poll;
     struct out o = {0};
     int rc;
@@ -86,7 +86,7 @@ static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int 
         xfree(o.p);
         return http_error(c, 400, "cursor too long");
     }
-    snprintf(etag, sizeof(etag), "etag: \"%s\"\r\n", cursor);
+    snprintf(etag, sizeof(etag), "etag: \"%s\"\r\nx-rtgate-node: %s\r\n", cursor, c->srv->node_id);
     if (n == 0 && recovered && ps->inm) {
         size_t l = strlen(ps->inm);
 

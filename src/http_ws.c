@@ -507,6 +507,12 @@ static void handle_frame(struct conn *c, const char *text, size_t len)
         on_refresh(c, req, rid);
     } else if (strcmp(type, "ping") == 0) {
         send_json(c, reply("pong", rid));
+    } else if (strcmp(type, "hello") == 0) {
+        json_t *h = reply("hello", rid); /* the browser client: which node, how often we ping */
+
+        json_object_set_new(h, "node", json_string(c->srv->node_id));
+        json_object_set_new(h, "ping_interval_s", json_integer(c->srv->cf->ws_ping_interval_s));
+        send_json(c, h);
     } else {
         send_error(c, rid, "unknown type");
     }

@@ -148,6 +148,11 @@ void metrics_connections(enum metrics_transport t, int delta)
     connections[t] += delta;
 }
 
+int64_t metrics_connections_get(enum metrics_transport t)
+{
+    return connections[t];
+}
+
 void metrics_written(enum metrics_transport t, size_t n)
 {
     written[t] += n;

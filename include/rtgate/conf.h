@@ -13,6 +13,11 @@
 #define CONF_MAX_KEYS     17 /* auth.keys (16) + jwt_secret */
 #define CONF_MAX_PATTERNS 64
 
+#define CONF_NODE_ID_MAX 64
+
+/* "stats.access": an API key (X-API-Key or ?key=), anyone, or nobody. */
+enum conf_stats_access { CONF_STATS_API_KEY, CONF_STATS_PUBLIC, CONF_STATS_OFF };
+
 struct conf {
     char *path;           /* the file it was read from (for messages) */
     char *listen_address; /* "listen.address", default "127.0.0.1" */
@@ -112,6 +117,11 @@ struct conf {
     char *ws_origins[CONF_MAX_ORIGINS]; /* "websocket.allowed_origins": pages whose Origin may
                                          * open a WebSocket ("*" any); default none = no check */
     size_t n_ws_origins;
+
+    char *static_dir; /* "static_dir": files served under / (the demo); real path; default none */
+    char *node_id;    /* "node_id": this node's name for clients; default "<hostname>-<port>" */
+    enum conf_stats_access stats_access; /* "stats.access": who reads /v1/stats/stream */
+    uint32_t stats_interval_ms;          /* "stats.interval_ms": 100..60000, default 1000 */
 };
 
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */

@@ -549,6 +549,47 @@ static void test_ws_idle_not_over_ping(void **state)
                  "websocket.ping_interval_s (60)");
 }
 
+/* static_dir must name a directory (kept as its real path); node_id is short and printable;
+ * stats.access is one of three words. */
+static void test_web_keys(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_null(cf.static_dir);
+    assert_null(cf.node_id);
+    assert_int_equal(cf.stats_access, CONF_STATS_API_KEY);
+    assert_int_equal(cf.stats_interval_ms, 1000);
+    expect_ok(&cf,
+              "{\"static_dir\":\"" SOURCE_DIR "/docker/../docker/demo\",\"node_id\":\"n-1.a:b_c\","
+              "\"stats\":{\"access\":\"public\",\"interval_ms\":250}," AUTH "}");
+    assert_non_null(cf.static_dir);
+    assert_null(strstr(cf.static_dir, ".."));
+    assert_non_null(strstr(cf.static_dir, "/docker/demo"));
+    assert_string_equal(cf.node_id, "n-1.a:b_c");
+    assert_int_equal(cf.stats_access, CONF_STATS_PUBLIC);
+    assert_int_equal(cf.stats_interval_ms, 250);
+    conf_release(&cf);
+
+    expect_error("{\"static_dir\":\"/nonexistent-dir-xyz\"," AUTH "}",
+                 "x.json: static_dir: \"/nonexistent-dir-xyz\" is not a directory");
+    expect_error("{\"static_dir\":\"" SOURCE_DIR "/README.md\"," AUTH "}",
+                 "x.json: static_dir: \"" SOURCE_DIR "/README.md\" is not a directory");
+    expect_error("{\"static_dir\":\"\"," AUTH "}", "x.json: static_dir: must be a directory path");
+    expect_error("{\"static_dir\":7," AUTH "}",
+                 "x.json: static_dir: must be a string, not an integer");
+    expect_error("{\"node_id\":\"\"," AUTH "}", "x.json: node_id: must be 1 to 64 characters");
+    expect_error("{\"node_id\":\"a b\"," AUTH "}",
+                 "x.json: node_id: may hold only letters, digits and _.:-");
+    expect_error("{\"node_id\":\"<script>\"," AUTH "}",
+                 "x.json: node_id: may hold only letters, digits and _.:-");
+    expect_error("{\"stats\":{\"access\":\"all\"}," AUTH "}",
+                 "x.json: stats.access: must be \"api_key\", \"public\" or \"off\"");
+    expect_error("{\"stats\":{\"interval_ms\":50}," AUTH "}",
+                 "x.json: stats.interval_ms: must be an integer from 100 to 60000");
+    expect_error("{\"stats\":{\"every\":1}," AUTH "}", "x.json: stats.every: unknown key");
+}
+
 static void test_backplane_type(void **state)
 {
     struct conf cf;
@@ -1392,6 +1433,7 @@ int main(void)
         cmocka_unit_test(test_redis_url_forms),
         cmocka_unit_test(test_redis_url_errors),
         cmocka_unit_test(test_redis_url_error_after_credentials),
+        cmocka_unit_test(test_web_keys),
         cmocka_unit_test(test_redis_url_error_hides_password),
         cmocka_unit_test(test_redis_url_numbers_strict),
         cmocka_unit_test(test_redis_credentials),
