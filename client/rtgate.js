@@ -649,17 +649,20 @@ class PollTransport extends Base {
       const q = new URLSearchParams({ topics: this.topicList() });
       const cur = this.c.joined();
       if (cur) q.set('cursor', cur);
-      if (hold) q.set('timeout', String(this.c.opts.longpollTimeoutS));
+      // a topic without a position: one quick poll gets "now" (and shows the path works)
+      // instead of a held request that would say nothing until its timeout
+      const held = hold && [...this.c.topics.values()].every((t) => t.pos);
+      if (held) q.set('timeout', String(this.c.opts.longpollTimeoutS));
       this.again = false;
       const ctl = typeof AbortController === 'function' ? new AbortController() : null;
       this.ctl = ctl;
-      const limit = hold ? this.c.opts.longpollTimeoutS * 1000 + 15000 : this.c.opts.connectTimeoutMs + 4000;
+      const limit = held ? this.c.opts.longpollTimeoutS * 1000 + 15000 : this.c.opts.connectTimeoutMs + 4000;
       const timer = this.c.later(limit, () => ctl && ctl.abort());
       let res, body;
       try {
         const headers = { authorization: `Bearer ${token}` };
         if (!hold && this.etag) headers['if-none-match'] = this.etag;
-        res = await this.c.env.fetch(`${this.c.url}/v1/${this.name}?${q}`, { headers, signal: ctl?.signal });
+        res = await this.c.env.fetch(`${this.c.url}/v1/${held ? 'longpoll' : 'poll'}?${q}`, { headers, signal: ctl?.signal });
         body = res.status === 304 ? null : await res.json();
       } catch (e) {
         this.c.cancel(timer);
