@@ -649,9 +649,10 @@ class PollTransport extends Base {
       const q = new URLSearchParams({ topics: this.topicList() });
       const cur = this.c.joined();
       if (cur) q.set('cursor', cur);
-      // a topic without a position: one quick poll gets "now" (and shows the path works)
-      // instead of a held request that would say nothing until its timeout
-      const held = hold && [...this.c.topics.values()].every((t) => t.pos);
+      // the first request, and one for a topic without a position, is a quick poll: it shows
+      // the path works (and gets "now") at once, where a held request says nothing until
+      // a message or its timeout
+      const held = hold && this.open && [...this.c.topics.values()].every((t) => t.pos);
       if (held) q.set('timeout', String(this.c.opts.longpollTimeoutS));
       this.again = false;
       const ctl = typeof AbortController === 'function' ? new AbortController() : null;

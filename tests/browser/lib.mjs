@@ -71,6 +71,7 @@ export async function startProxy(backends, mode = 'pass') {
   const p = { backends, mode, target: 0, upgrades: 0, refused: 0, sockets: new Set() };
   const pick = (tryIndex) => new URL(backends[(p.target + tryIndex) % backends.length]);
   const server = http.createServer((req, res) => {
+    if (process.env.PROXY_DEBUG) console.log(Date.now() % 100000, req.method, req.url.slice(0, 40));
     const forward = (attempt) => {
       const u = pick(attempt);
       const up = http.request({ host: u.hostname, port: u.port, method: req.method, path: req.url, headers: req.headers, agent: false }, (ur) => {

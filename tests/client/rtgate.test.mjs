@@ -139,7 +139,7 @@ test('fallback: WebSocket refused, then SSE stream fails, then long-polling; the
   const { c, log, clk, events } = setup({}, {
     fetch: (url) => {
       fetches.push(url);
-      if (url.includes('/v1/poll')) return res(200, { messages: [], cursor: cur(pos('room:1', '4-0')), recovered: true });
+      if (url.includes('/v1/poll')) return res(200, { messages: [], cursor: cur(pos('room:1', '4-0')), recovered: true }, { 'x-rtgate-node': 'n2' });
       if (lps++ > 1) return new Promise(() => {}); // then held, like a real long-poll
       return res(200, { messages: [{ id: '5-0', topic: 'room:1', from: 'a', ts: 5, data: 1 }], cursor: cur(pos('room:1', '5-0')), recovered: true }, { 'x-rtgate-node': 'n2' });
     },
@@ -160,8 +160,10 @@ test('fallback: WebSocket refused, then SSE stream fails, then long-polling; the
   assert.equal(splitCursor(q.get('cursor')).get('room:1'), pos('room:1', '4-0'));
   sse.es.fail(); // never opened: a buffering proxy, say
   await clk.advance(20000);
-  const lp = log.find((l) => l.kind === 'fetch' && l.url.includes('/v1/longpoll'));
-  assert.ok(lp, 'long-polling after SSE');
+  const after = log.slice(log.indexOf(sse) + 1).filter((l) => l.kind === 'fetch');
+  assert.ok(after[0].url.includes('/v1/poll?'), 'long-polling starts with a quick poll');
+  const lp = after.find((l) => l.url.includes('/v1/longpoll'));
+  assert.ok(lp, 'then holds long-polls');
   assert.equal(splitCursor(new URL(lp.url).searchParams.get('cursor')).get('room:1'), pos('room:1', '4-0'));
   assert.equal(lp.o.headers.authorization, 'Bearer T');
   const conn = events.filter((e) => e[0] === 'connected');
