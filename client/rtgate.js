@@ -696,12 +696,7 @@ class PollTransport extends Base {
         this.node = res.headers.get('x-rtgate-node') || this.node;
         if (!hold) this.etag = res.headers.get('etag') || '';
         this.ready();
-        if (body.recovered === false) {
-          // the history no longer reaches the cursor: every topic whose epoch changed reset
-          const before = new Map([...this.c.topics].map(([k, t]) => [k, t.pos.split('|')[1]]));
-          for (const [topic, pos] of splitCursor(body.cursor))
-            if (before.get(topic) && before.get(topic) !== pos.split('|')[1]) this.c.reset(topic);
-        }
+        if (body.recovered === false) for (const topic of body.reset || []) this.c.reset(topic);
         for (const m of body.messages) this.c.deliver(m, null);
         this.c.advance(body.cursor);
       } else {

@@ -71,6 +71,7 @@ export async function startProxy(backends, mode = 'pass') {
   const p = { backends, mode, target: 0, upgrades: 0, refused: 0, sockets: new Set() };
   const pick = (tryIndex) => new URL(backends[(p.target + tryIndex) % backends.length]);
   const server = http.createServer((req, res) => {
+    if (p.mode === 'down') return req.socket.destroy(); // the network is gone
     if (process.env.PROXY_DEBUG) console.log(Date.now() % 100000, req.method, req.url.slice(0, 40));
     const forward = (attempt) => {
       const u = pick(attempt);
@@ -105,6 +106,7 @@ export async function startProxy(backends, mode = 'pass') {
   server.on('upgrade', (req, sock, head) => {
     p.sockets.add(sock);
     sock.on('close', () => p.sockets.delete(sock));
+    if (p.mode === 'down') return sock.destroy();
     if (p.mode !== 'pass') {
       p.refused++;
       sock.end('HTTP/1.1 403 Forbidden\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
@@ -120,20 +122,22 @@ export async function startProxy(backends, mode = 'pass') {
         if (head.length) up.write(head);
         up.pipe(sock);
         sock.pipe(up);
+        up.on('close', () => sock.destroy());
+        sock.on('error', () => up.destroy());
+        sock.on('close', () => up.destroy());
       });
       up.on('error', (e) => {
         if (e.code === 'ECONNREFUSED' && attempt + 1 < backends.length) return connect(attempt + 1);
         sock.destroy();
       });
-      up.on('close', () => sock.destroy());
-      sock.on('error', () => up.destroy());
-      sock.on('close', () => up.destroy());
     };
     connect(0);
   });
   server.on('connection', (s) => { p.sockets.add(s); s.on('close', () => p.sockets.delete(s)); });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   p.url = `http://127.0.0.1:${server.address().port}`;
+  // Cuts every open connection (and, with mode 'down', every new one).
+  p.cut = () => { for (const s of p.sockets) s.destroy(); };
   p.close = () => new Promise((r) => { for (const s of p.sockets) s.destroy(); server.close(() => r()); });
   return p;
 }

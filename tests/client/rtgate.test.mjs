@@ -296,12 +296,12 @@ test('reset: the event fires and ids start again', async () => {
   c.close();
 });
 
-test('poll answers with recovered:false and a new epoch fire reset', async () => {
+test('poll answers with recovered:false fire reset for the topics they name', async () => {
   let n = 0;
   const { c, clk, events } = setup({ transports: ['poll'] }, {
     fetch: () => n++ === 0
       ? res(200, { messages: [], cursor: cur(pos('room:1', '1-0')), recovered: true })
-      : res(200, { messages: [{ id: '1-0', topic: 'room:1', ts: 1, data: 0 }], cursor: cur(pos('room:1', '1-0', 'cccccccccccccccc')), recovered: false }),
+      : res(200, { messages: [{ id: '1-0', topic: 'room:1', ts: 1, data: 0 }], cursor: cur(pos('room:1', '1-0', 'cccccccccccccccc')), recovered: false, reset: ['room:1'] }),
   });
   c.subscribe('room:1');
   c.start();
