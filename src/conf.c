@@ -864,26 +864,38 @@ static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
 /* "static_dir": a directory that exists now, kept as its real path (http_static.c serves only
  * what resolves inside it); "node_id": a short printable name shown to clients and dashboards;
  * "stats": who may read GET /v1/stats/stream and how often it speaks. */
+static int set_static_dir(struct parse *p, const char *s, size_t len, struct conf *nc)
+{
+    char real[PATH_MAX];
+    struct stat st;
+
+    if (len == 0 || strlen(s) != len)
+        return fail(p, NULL, "static_dir", "must be a directory path");
+    if (!realpath(s, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail(p, NULL, "static_dir", "\"%s\" is not a directory", s);
+    xfree(nc->static_dir);
+    nc->static_dir = xstrdup(real);
+    return 0;
+}
+
+int conf_set_static_dir(struct conf *cf, const char *dir, char *err, size_t errlen)
+{
+    struct parse p = {"--static-dir", err, errlen};
+
+    return set_static_dir(&p, dir, strlen(dir), cf);
+}
+
 static int parse_web(struct parse *p, json_t *root, struct conf *nc)
 {
     static const char *const access[] = {"api_key", "public", "off"};
-    char real[PATH_MAX];
-    struct stat st;
     const char *s;
     size_t len;
     json_t *sec;
     int r;
 
     r = get_str(p, root, NULL, "static_dir", &s, &len);
-    if (r < 0)
+    if (r < 0 || (r > 0 && set_static_dir(p, s, len, nc) < 0))
         return -1;
-    if (r > 0) {
-        if (len == 0 || strlen(s) != len)
-            return fail(p, NULL, "static_dir", "must be a directory path");
-        if (!realpath(s, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
-            return fail(p, NULL, "static_dir", "\"%s\" is not a directory", s);
-        nc->static_dir = xstrdup(real);
-    }
     r = get_str(p, root, NULL, "node_id", &s, &len);
     if (r < 0)
         return -1;

@@ -124,6 +124,10 @@ struct conf {
     uint32_t stats_interval_ms;          /* "stats.interval_ms": 100..60000, default 1000 */
 };
 
+/* rtgate --static-dir DIR: sets static_dir as the key would (over the file's). 0, or -1 and
+ * @err. */
+int conf_set_static_dir(struct conf *cf, const char *dir, char *err, size_t errlen);
+
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */
 void conf_init(struct conf *cf);
 

@@ -588,6 +588,18 @@ static void test_web_keys(void **state)
     expect_error("{\"stats\":{\"interval_ms\":50}," AUTH "}",
                  "x.json: stats.interval_ms: must be an integer from 100 to 60000");
     expect_error("{\"stats\":{\"every\":1}," AUTH "}", "x.json: stats.every: unknown key");
+
+    {
+        char err[256] = "";
+
+        conf_init(&cf);
+        assert_int_equal(conf_set_static_dir(&cf, SOURCE_DIR "/docker/demo", err, sizeof(err)), 0);
+        assert_non_null(strstr(cf.static_dir, "/docker/demo"));
+        assert_int_equal(conf_set_static_dir(&cf, "/nonexistent-dir-xyz", err, sizeof(err)), -1);
+        assert_string_equal(
+            err, "--static-dir: static_dir: \"/nonexistent-dir-xyz\" is not a directory");
+        conf_release(&cf);
+    }
 }
 
 static void test_backplane_type(void **state)
