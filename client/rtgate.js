@@ -84,7 +84,7 @@ export class Client {
     this.timers = new Set();
     this.stopped = true;
     this.transport = null;     // name of the connected transport, or null
-    this.node = null;
+    this.lastNode = null;
     this.rid = 0;
     this.pendingAcks = new Map();
   }
@@ -122,6 +122,11 @@ export class Client {
     if (handler && t.handlers.size) return;
     this.topics.delete(topic);
     if (!this.stopped) this.topicsChanged(topic);
+  }
+
+  // The gateway node now serving us (a poll may land on another node than the last one).
+  get node() {
+    return (this.transport && this.cur && this.cur.node) || this.lastNode;
   }
 
   // The cursor that resumes @topic just after the last message delivered (opaque; store it).
@@ -267,7 +272,7 @@ export class Client {
     }
     this.failures = 0;
     this.transport = tr.name;
-    this.node = tr.node || this.node;
+    this.lastNode = tr.node || this.lastNode;
     this.emit('connected', { transport: tr.name, node: tr.node || null });
     this.scheduleUpgrade();
   }
@@ -439,7 +444,7 @@ class WsTransport extends Base {
   }
 
   maybeReady() {
-    if (this.gotPong && this.waiting <= 0) {
+    if (this.gotHello && this.waiting <= 0) {
       this.c.cancel(this.connectTimer);
       this.ready();
     }
@@ -489,7 +494,7 @@ class WsTransport extends Base {
         break;
       case 'hello':
         this.node = f.node || null;
-        this.gotPong = true;
+        this.gotHello = true;
         this.maybeReady();
         break;
       case 'refresh':
@@ -506,6 +511,12 @@ class WsTransport extends Base {
         }
         break;
       case 'error':
+        if (rid === 'hello') {
+          // a gateway from before "hello": connected all the same, without a node name
+          this.gotHello = true;
+          this.maybeReady();
+          break;
+        }
         if (this.acks.has(rid)) {
           this.acks.get(rid).reject(new Error(f.error));
           this.acks.delete(rid);

@@ -17,12 +17,12 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: rtgate [--config FILE] [--static-dir DIR] [--check-config]\n"
+    fprintf(f, "usage: rtgate [--config FILE] [--check-config]\n"
                "       rtgate token --sub USER [--ttl SECONDS] [--config FILE]\n"
                "       rtgate --version | --help\n"
                "\n"
                "  -c, --config FILE   configuration file (default " RTGATE_DEFAULT_CONFIG ")\n"
-               "  -s, --static-dir DIR  serve the files of DIR (over the config's static_dir)\n"
+               "  -s, --static-dir DIR  serve the files of DIR (instead of the config's static_dir)\n"
                "  -t, --check-config  check the configuration and exit (0 ok, 1 bad)\n"
                "  -v, --version       print the version and exit\n"
                "  -h, --help          print this help and exit\n"

@@ -50,7 +50,7 @@ function wsClass(log, { auto = true, node = 'n1', cursors = {} } = {}) {
       const f = JSON.parse(text);
       this.sent.push(f);
       if (!auto) return;
-      if (f.type === 'hello') this.frame({ type: 'hello', rid: f.rid, node, ping_interval_s: 20 });
+      if (f.type === 'hello') this.frame(node === 'old' ? { type: 'error', rid: f.rid, error: 'unknown type' } : { type: 'hello', rid: f.rid, node, ping_interval_s: 20 });
       if (f.type === 'subscribe') this.frame({ type: 'ack', rid: f.rid, topic: f.topic, recovered: true, cursor: cursors[f.topic] || f.cursor || cur(pos(f.topic, '0-0')) });
       if (f.type === 'publish' || f.type === 'send') this.frame({ type: 'ack', rid: f.rid, id: '9-0', topic: f.topic || 'user:' + f.to });
     }
@@ -399,4 +399,16 @@ test('subscribe while connected: the WebSocket subscribes, SSE reopens with ever
   w.c.unsubscribe('room:9');
   assert.deepEqual(w.log[0].ws.sent.slice(-2).map((f) => [f.type, f.topic]), [['subscribe', 'room:9'], ['unsubscribe', 'room:9']]);
   w.c.close();
+});
+
+test('a gateway without the hello frame: connected all the same, node unknown', async () => {
+  const { c, log, clk, events } = setup({}, { ws: { node: 'old' } });
+  c.subscribe('room:1');
+  c.start();
+  await clk.advance(0);
+  log[0].ws.open();
+  await clk.advance(0);
+  assert.deepEqual(events.filter((e) => e[0] === 'connected'), [['connected', { transport: 'websocket', node: null }]]);
+  assert.deepEqual(events.filter((e) => e[0] === 'error'), [], 'not reported as an error');
+  c.close();
 });
