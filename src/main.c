@@ -22,7 +22,7 @@ static void usage(FILE *f)
                "       rtgate --version | --help\n"
                "\n"
                "  -c, --config FILE   configuration file (default " RTGATE_DEFAULT_CONFIG ")\n"
-               "  -s, --static-dir DIR  serve the files of DIR (instead of the config's static_dir)\n"
+               "  -s, --static-dir DIR  serve DIR's files (instead of static_dir)\n"
                "  -t, --check-config  check the configuration and exit (0 ok, 1 bad)\n"
                "  -v, --version       print the version and exit\n"
                "  -h, --help          print this help and exit\n"
