@@ -4,13 +4,13 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { startGateway, publish, ROOT } from '../integration/lib.mjs';
+import { startGateway, publish, API_KEY, ROOT } from '../integration/lib.mjs';
 import { browserSkip, launch, artifactPath } from './lib.mjs';
 
 const skip = browserSkip();
 
 test('demo chat and dashboard work end to end', { skip, timeout: 180000 }, async () => {
-  const gw = await startGateway({ static_dir: join(ROOT, 'docker', 'demo'), node_id: 'demo-node-1', stats: { access: 'public', interval_ms: 250 } });
+  const gw = await startGateway({ static_dir: join(ROOT, 'docker', 'demo'), node_id: 'demo-node-1', stats: { interval_ms: 250 } });
   const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -49,7 +49,8 @@ test('demo chat and dashboard work end to end', { skip, timeout: 180000 }, async
 
     const dash = await browser.newPage({ viewport: { width: 1000, height: 700 } });
     dash.on('pageerror', (e) => errors.push(e.message));
-    await dash.goto(`${gw.url}/dashboard.html`);
+    // stats.access is "api_key" (the default): the key travels in the fragment, as demo-url.sh prints it
+    await dash.goto(`${gw.url}/dashboard.html#key=${API_KEY}`);
     const card = dash.locator('section.node[data-node="demo-node-1"]');
     await card.waitFor({ timeout: 30000 });
     await dash.waitForFunction(() => {
