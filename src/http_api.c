@@ -159,14 +159,23 @@ static void on_published(void *ud, int status, const struct msg_id *id)
         xfree(p); /* the client left before the answer */
         return;
     }
+    if (status == HUB_OFFLINE) {
+        http_error(c, 409, "recipient offline");
+        xfree(p);
+        return;
+    }
     if (status != 0) {
         http_respond(c, 503, NULL, "{\"error\":\"backplane unavailable\"}", 33,
                      "retry-after: 1\r\n");
         xfree(p);
         return;
     }
-    msg_id_format(*id, idstr);
-    j = json_pack("{s:s,s:s%}", "id", idstr, "topic", p->topic, p->topic_len);
+    if (id) {
+        msg_id_format(*id, idstr);
+        j = json_pack("{s:s,s:s%}", "id", idstr, "topic", p->topic, p->topic_len);
+    } else {
+        j = json_pack("{s:s%,s:b}", "topic", p->topic, p->topic_len, "ephemeral", 1);
+    }
     body = json_dumps(j, JSON_COMPACT);
     http_respond(c, 200, NULL, body, strlen(body), NULL);
     free(body);
@@ -212,7 +221,9 @@ int api_on_body_done(struct conn *c)
     char topic[TOPIC_MAX_LEN + 1];
     const char *why = NULL, *from = c->id.sub;
     size_t from_len = c->id.sub_len;
-    json_t *req, *data, *jfrom;
+    json_t *req, *data, *jfrom, *jeph;
+    struct pub_req *p;
+    int ephemeral = 0;
     json_error_t jerr;
     enum route route = c->route;
     char *text;
@@ -236,6 +247,10 @@ int api_on_body_done(struct conn *c)
     data = json_object_get(req, "data");
     if (tlen >= 0 && !data)
         why = "missing \"data\"";
+    jeph = json_object_get(req, "ephemeral");
+    if (!why && jeph && !json_is_boolean(jeph))
+        why = "\"ephemeral\" must be a boolean";
+    ephemeral = json_is_true(jeph);
     jfrom = json_object_get(req, "from");
     if (!why && c->authed) {
         /* from comes from the token, never from the body */
@@ -269,9 +284,14 @@ int api_on_body_done(struct conn *c)
     xfree(c->body);
     c->body = NULL;
     c->body_len = 0;
-    hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text), on_published,
-                pub_req_new(c, topic, (size_t)tlen, NULL,
-                            route == ROUTE_PUBLISH ? MET_SRC_API : MET_SRC_MESSAGES));
+    p = pub_req_new(c, topic, (size_t)tlen, NULL,
+                    route == ROUTE_PUBLISH ? MET_SRC_API : MET_SRC_MESSAGES);
+    if (ephemeral)
+        hub_send_ephemeral(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
+                           on_published, p);
+    else
+        hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
+                    on_published, p);
     free(text);
     json_decref(req);
     return 0;

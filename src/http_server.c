@@ -318,6 +318,8 @@ struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size
 
 void stream_advance(struct stream_topics *st, const struct msg *m)
 {
+    if (m->is_ephemeral)
+        return; /* outside the sequence: a resume position never points at one */
     for (size_t i = 0; i < st->n; i++) {
         struct cursor_pos *pos = &st->pos[i];
 
