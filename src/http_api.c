@@ -37,10 +37,57 @@ void api_metrics(struct http_server *srv, struct metrics_buf *b)
                 log_suppressed_total());
 }
 
+static json_t *url_list(char *const *urls, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(urls[i]));
+    return a;
+}
+
+/* GET /v1/ice: the RTCConfiguration.iceServers a caller should use. TURN gets credentials of
+ * the TURN REST API scheme for this user, valid webrtc.turn_ttl_s, so no long-lived TURN
+ * password ships to browsers and a leaked one expires on its own. */
+static int api_on_ice(struct conn *c)
+{
+    const struct conf *cf = c->srv->cf;
+    char user[TOPIC_ID_MAX + 32], cred[AUTH_TURN_CRED_MAX], *body;
+    json_t *servers, *j;
+    int rc;
+
+    if (http_authenticate(c) != 0)
+        return 0;
+    servers = json_array();
+    if (cf->n_stun_urls)
+        json_array_append_new(servers,
+                              json_pack("{s:o}", "urls", url_list(cf->stun_urls, cf->n_stun_urls)));
+    if (cf->n_turn_urls) {
+        int64_t expiry = (int64_t)(http_now_ms() / 1000) + cf->turn_ttl_s;
+
+        if (auth_turn_credentials(cf->turn_secret, cf->turn_secret_len, expiry, c->id.sub,
+                                  c->id.sub_len, user, sizeof(user), cred) != 0) {
+            json_decref(servers);
+            return http_error(c, 500, "cannot make TURN credentials");
+        }
+        json_array_append_new(servers, json_pack("{s:o,s:s,s:s}", "urls",
+                                                 url_list(cf->turn_urls, cf->n_turn_urls),
+                                                 "username", user, "credential", cred));
+    }
+    j = json_pack("{s:o,s:I}", "iceServers", servers, "ttl", (json_int_t)cf->turn_ttl_s);
+    body = json_dumps(j, JSON_COMPACT);
+    rc = http_respond(c, 200, NULL, body, strlen(body), NULL); /* no-store, like every answer */
+    free(body);
+    json_decref(j);
+    return rc;
+}
+
 int api_on_get(struct conn *c, const char *path)
 {
     struct http_server *srv = c->srv;
 
+    if (strcmp(path, "/v1/ice") == 0)
+        return api_on_ice(c);
     if (strcmp(path, "/healthz") == 0)
         return http_respond(c, 200, NULL, "{\"status\":\"ok\"}", 15, NULL);
     if (strcmp(path, "/readyz") == 0) {

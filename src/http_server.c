@@ -45,8 +45,10 @@ static const char *status_text(int status)
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 409: return "Conflict";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
@@ -496,6 +498,7 @@ static const struct {
     {"/healthz", HTTP_GET, MET_EP_HEALTHZ},
     {"/readyz", HTTP_GET, MET_EP_READYZ},
     {"/metrics", HTTP_GET, MET_EP_METRICS},
+    {"/v1/ice", HTTP_GET, MET_EP_ICE},
 };
 
 /* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and
