@@ -3,7 +3,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
-import { http } from './lib.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { http, waitFor } from './lib.mjs';
 import { withGateway, nowS } from './helpers.mjs';
 import { tokenFor } from './redis-lib.mjs';
 
@@ -56,5 +57,23 @@ test('GET /v1/ice: STUN URLs as given, TURN with per-user credentials of the TUR
     assert.notEqual(b.body.iceServers[1].credential, turn.credential);
     assert.equal(r.text.includes(TURN_SECRET), false);
     assert.equal(gw.logs().includes(TURN_SECRET), false);
+  });
+});
+
+test('GET /v1/ice: a reload (SIGHUP) applies new webrtc keys', async () => {
+  const webrtc = { turn_urls: ['turn:127.0.0.1:3478'], turn_secret: TURN_SECRET };
+  await withGateway({ webrtc }, async (gw) => {
+    const cf = JSON.parse(readFileSync(gw.cfgPath, 'utf8'));
+    cf.webrtc = { stun_urls: ['stun:127.0.0.1:3479'], turn_urls: ['turn:127.0.0.1:3480'], turn_secret: 'another-turn-secret-0123456789', turn_ttl_s: 120 };
+    writeFileSync(gw.cfgPath, JSON.stringify(cf));
+    gw.proc.kill('SIGHUP');
+    const r = await waitFor(async () => {
+      const x = await http(gw, '/v1/ice', { token: tokenFor('alice') });
+      return x.body.ttl === 120 && x;
+    }, 10000, 'the reloaded webrtc keys');
+    const [stun, turn] = r.body.iceServers;
+    assert.deepEqual(stun, { urls: ['stun:127.0.0.1:3479'] });
+    assert.deepEqual(turn.urls, ['turn:127.0.0.1:3480']);
+    assert.equal(turn.credential, createHmac('sha1', 'another-turn-secret-0123456789').update(turn.username).digest('base64'));
   });
 });
