@@ -216,11 +216,20 @@ test('redis: signed backplane delivers ephemeral messages too', async () => {
   });
 });
 
-test('ephemeral messages respect the usual limits: size', async () => {
-  await withGateway({ limits: { max_message_bytes: 1024 } }, async (gw) => {
+test('ephemeral messages respect the usual limits: size and the WebSocket publish rate', async () => {
+  await withGateway({ limits: { max_message_bytes: 1024, publish_rate: 1, publish_burst: 2 } }, async (gw) => {
     const bob = await wsSub(gw, 'bob');
     const r = await post(gw, tokenFor('alice'), { to: 'bob', ephemeral: true, data: 'x'.repeat(2000) });
     assert.equal(r.status, 413);
-    await bob.close();
+    assert.equal(r.text, '{"error":"body too large"}');
+    const alice = await openWS(gw, tokenFor('alice'));
+    const replies = [];
+    for (let i = 0; i < 3; i++) replies.push(await alice.request({ type: 'send', to: 'bob', ephemeral: true, data: { type: 'candidate', call: 'c', n: i } }));
+    assert.deepEqual(replies.map((x) => x.type), ['ack', 'ack', 'error']);
+    assert.equal(replies[2].error, 'rate limited');
+    await bob.waitFor((c) => c.messages().length === 2);
+    await sleep(100);
+    assert.deepEqual(bob.messages().map((m) => m.data.n), [0, 1]);
+    await Promise.all([bob.close(), alice.close()]);
   });
 });
