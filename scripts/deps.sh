@@ -20,7 +20,8 @@ if [ "${1:-}" = test ]; then
     docker-compose # validates docker/docker-compose.yml (no engine runs here)
     systemd       # systemd-analyze verify on the unit
     clang libclang-rt-14-dev # libFuzzer harnesses (scripts/fuzz.sh)
-    chromium      # headless browser of the WebRTC call tests (driven by playwright-core)
+    chromium      # browser tests, driven by playwright-core (never a downloaded browser)
+    iproute2      # ss: connections per test
     coturn        # TURN server of the WebRTC call tests (started on 127.0.0.1 by the test)
   )
 fi

@@ -21,6 +21,7 @@ struct conf {
     char *tls_cert_file;  /* "listen.tls_cert_file": PEM certificate chain; with tls_key_file, the
                            * listener speaks https/wss (TLS 1.2+); default none (plain) */
     char *tls_key_file;   /* "listen.tls_key_file": its PEM private key */
+    int listen_http2;     /* "listen.http2": offer h2 by ALPN (TLS only), default false */
     int log_level;        /* "log_level": enum log_level, default "info" */
     int log_format;       /* "log.format": enum log_format, "plain" (default) or "json" */
     int log_access;       /* "log.access": one line per HTTP request / WebSocket session, default
