@@ -109,8 +109,13 @@ struct msg *redis_wire_message(const struct redis_wire_key *k, const char *topic
     }
     if (!renderable(from, flen, data, dlen))
         return NULL;
-    if (msg_id_is_zero(id)) /* ephemeral (no stored message has 0-0): the epoch field is its time */
-        return msg_new_ephemeral(topic, tlen, strtoull(p, NULL, 16), from, flen, data, dlen);
+    if (msg_id_is_zero(id)) { /* ephemeral (no stored message has 0-0): the epoch is its time */
+        uint64_t ts = strtoull(p, NULL, 16);
+
+        if (ts > REDIS_WIRE_TS_MAX)
+            return NULL; /* clients (JSON parsers, JavaScript) could not read it */
+        return msg_new_ephemeral(topic, tlen, ts, from, flen, data, dlen);
+    }
     return msg_new(topic, tlen, p, id, id.ms, from, flen, data, dlen);
 }
 

@@ -233,6 +233,13 @@ static void test_message_ephemeral(void **state)
     msg_unref(m);
     assert_null(msg_of(&WITHKEY, "00000001a2b3c4d5\n0-0\n\nalice\n{\"a\":1}", &forged));
     assert_int_equal(forged, 1);
+    /* a time no client could read exactly is malformed */
+    assert_null(msg_of(&NOKEY, "0020000000000000\n0-0\n\nalice\n1", &forged));
+    assert_int_equal(forged, 0);
+    m = msg_of(&NOKEY, "001fffffffffffff\n0-0\n\nalice\n1", &forged);
+    assert_non_null(m);
+    assert_int_equal(m->ts, REDIS_WIRE_TS_MAX);
+    msg_unref(m);
 }
 
 int main(void)
