@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void redis_wire_sign(const struct redis_wire_key *k, const char *topic, size_t tlen,
@@ -116,6 +117,13 @@ struct msg *redis_wire_message(const struct redis_wire_key *k, const char *topic
     }
     if (!renderable(from, flen, data, dlen))
         return NULL;
+    if (msg_id_is_zero(id)) { /* ephemeral (no stored message has 0-0): the epoch is its time */
+        uint64_t ts = strtoull(p, NULL, 16);
+
+        if (ts > REDIS_WIRE_TS_MAX)
+            return NULL; /* clients (JSON parsers, JavaScript) could not read it */
+        return msg_new_ephemeral(topic, tlen, ts, from, flen, data, dlen);
+    }
     return msg_new(topic, tlen, p, id, id.ms, from, flen, data, dlen);
 }
 

@@ -12,6 +12,7 @@
 #define CONF_MAX_ORIGINS  16
 #define CONF_MAX_KEYS     17 /* auth.keys (16) + jwt_secret */
 #define CONF_MAX_PATTERNS 64
+#define CONF_MAX_ICE_URLS 8
 
 struct conf {
     char *path;           /* the file it was read from (for messages) */
@@ -113,6 +114,16 @@ struct conf {
     char *ws_origins[CONF_MAX_ORIGINS]; /* "websocket.allowed_origins": pages whose Origin may
                                          * open a WebSocket ("*" any); default none = no check */
     size_t n_ws_origins;
+
+    /* "webrtc": what GET /v1/ice serves (all reloadable). */
+    char *stun_urls[CONF_MAX_ICE_URLS]; /* "webrtc.stun_urls": "stun:" / "stuns:" URLs */
+    size_t n_stun_urls;
+    char *turn_urls[CONF_MAX_ICE_URLS]; /* "webrtc.turn_urls": "turn:" / "turns:" URLs */
+    size_t n_turn_urls;
+    char *turn_secret; /* "webrtc.turn_secret"(_file): coturn's static-auth-secret, >= 16 bytes;
+                        * required with turn_urls */
+    size_t turn_secret_len;
+    uint32_t turn_ttl_s; /* "webrtc.turn_ttl_s": credential lifetime, default 86400, 60..604800 */
 };
 
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */
