@@ -49,6 +49,7 @@ static const char *const top_keys[] = {"listen",
                                        "static_dir",
                                        "node_id",
                                        "stats",
+                                       "webrtc",
                                        NULL};
 static const char *const listen_keys[] = {"address",      "port",  "tls_cert_file",
                                           "tls_key_file", "http2", NULL};
@@ -81,6 +82,8 @@ static const char *const backplane_keys[] = {
     "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const stats_keys[] = {"access", "interval_ms", NULL};
+static const char *const webrtc_keys[] = {"stun_urls",        "turn_urls",  "turn_secret",
+                                          "turn_secret_file", "turn_ttl_s", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 
 static char *xstrdup(const char *s)
@@ -932,6 +935,73 @@ static int parse_web(struct parse *p, json_t *root, struct conf *nc)
     return get_u32(p, sec, "stats", "interval_ms", 100, 60000, &nc->stats_interval_ms);
 }
 
+/* An ICE server URL (RFC 7064/7065): @scheme then a host, no spaces, quotes or controls. */
+static int is_ice_url(const char *s, size_t len, const char *scheme, const char *scheme_s)
+{
+    size_t n = strlen(scheme), ns = strlen(scheme_s);
+
+    if (len > 256)
+        return 0;
+    if (len > ns && strncmp(s, scheme_s, ns) == 0)
+        n = ns;
+    else if (!(len > n && strncmp(s, scheme, n) == 0))
+        return 0;
+    for (size_t i = n; i < len; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' || s[i] == 0x7f)
+            return 0;
+    return s[n] != ':' && s[n] != '?' && s[n] != '/';
+}
+
+static int get_ice_urls(struct parse *p, json_t *sec, const char *key, const char *scheme,
+                        const char *scheme_s, char **out, size_t *n)
+{
+    json_t *list = json_object_get(sec, key), *v;
+    char k[40];
+    size_t i;
+
+    if (!list)
+        return 0;
+    if (!json_is_array(list))
+        return fail(p, "webrtc", key, "must be an array of strings, not %s", type_name(list));
+    if (json_array_size(list) > CONF_MAX_ICE_URLS)
+        return fail(p, "webrtc", key, "at most %d URLs", CONF_MAX_ICE_URLS);
+    json_array_foreach(list, i, v)
+    {
+        snprintf(k, sizeof(k), "%s[%zu]", key, i);
+        if (!json_is_string(v))
+            return fail(p, "webrtc", k, "must be a string, not %s", type_name(v));
+        if (!is_ice_url(json_string_value(v), json_string_length(v), scheme, scheme_s))
+            return fail(p, "webrtc", k, "must be a %shost[:port][?transport=udp|tcp] URL", scheme);
+        out[(*n)++] = xstrndup(json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
+static int parse_webrtc(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+    int r;
+
+    if (get_section(p, root, "webrtc", webrtc_keys, &sec) < 0)
+        return -1;
+    if (!sec)
+        return 0;
+    if (get_ice_urls(p, sec, "stun_urls", "stun:", "stuns:", nc->stun_urls, &nc->n_stun_urls) < 0 ||
+        get_ice_urls(p, sec, "turn_urls", "turn:", "turns:", nc->turn_urls, &nc->n_turn_urls) < 0 ||
+        get_u32(p, sec, "webrtc", "turn_ttl_s", 60, 604800, &nc->turn_ttl_s) < 0)
+        return -1;
+    if ((r = get_secret(p, sec, "webrtc", "turn_secret", &nc->turn_secret, &nc->turn_secret_len)) <
+        0)
+        return -1;
+    if (r && nc->turn_secret_len < CONF_SECRET_MIN)
+        return fail(p, "webrtc", "turn_secret", "must be at least %d bytes", CONF_SECRET_MIN);
+    if (nc->n_turn_urls && !r)
+        return fail(p, "webrtc", "turn_urls", "needs webrtc.turn_secret (or turn_secret_file)");
+    if (r && !nc->n_turn_urls)
+        return fail(p, "webrtc", "turn_secret", "is only used with webrtc.turn_urls");
+    return 0;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct conf *nc)
 {
     if (!json_is_object(root)) {
@@ -942,7 +1012,7 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
         parse_log_level(p, root, nc) < 0 || parse_log(p, root, nc) < 0 ||
         parse_numbers(p, root, nc) < 0 || parse_auth(p, root, nc) < 0 ||
         parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0 ||
-        parse_web(p, root, nc) < 0)
+        parse_web(p, root, nc) < 0 || parse_webrtc(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -987,6 +1057,7 @@ void conf_init(struct conf *cf)
     cf->redis_max_pending = 10000;
     cf->stats_access = CONF_STATS_API_KEY;
     cf->stats_interval_ms = 1000;
+    cf->turn_ttl_s = 86400;
 }
 
 int conf_load_string(struct conf *cf, const char *name, const char *json, size_t len, char *err,
@@ -1181,4 +1252,12 @@ void conf_release(struct conf *cf)
     cf->static_dir = NULL;
     xfree(cf->node_id);
     cf->node_id = NULL;
+    for (size_t i = 0; i < cf->n_stun_urls; i++)
+        xfree(cf->stun_urls[i]);
+    for (size_t i = 0; i < cf->n_turn_urls; i++)
+        xfree(cf->turn_urls[i]);
+    cf->n_stun_urls = cf->n_turn_urls = 0;
+    free_secret(cf->turn_secret);
+    cf->turn_secret = NULL;
+    cf->turn_secret_len = 0;
 }

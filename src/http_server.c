@@ -46,8 +46,10 @@ static const char *status_text(int status)
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 409: return "Conflict";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
@@ -319,6 +321,8 @@ struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size
 
 void stream_advance(struct stream_topics *st, const struct msg *m)
 {
+    if (m->is_ephemeral)
+        return; /* outside the sequence: a resume position never points at one */
     for (size_t i = 0; i < st->n; i++) {
         struct cursor_pos *pos = &st->pos[i];
 
@@ -593,6 +597,7 @@ static const struct {
     {"/healthz", HTTP_GET, MET_EP_HEALTHZ},
     {"/readyz", HTTP_GET, MET_EP_READYZ},
     {"/metrics", HTTP_GET, MET_EP_METRICS},
+    {"/v1/ice", HTTP_GET, MET_EP_ICE},
 };
 
 /* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and

@@ -63,7 +63,7 @@ static void sse_ready(struct sub *s, const char *topic, size_t len, const struct
         for (size_t i = 0; i < sendq_len(&c->q); i++) {
             struct msg *m = sendq_at(&c->q, i);
 
-            if (m->topic && !m->is_reset && m->topic_len == len &&
+            if (m->topic && !m->is_reset && !m->is_ephemeral && m->topic_len == len &&
                 memcmp(m->topic, topic, len) == 0) {
                 p->id = msg_id_prev(m->id);
                 break;
@@ -230,7 +230,7 @@ int sse_on_writable(struct conn *c)
     f = m;
     if (m->is_reset)
         stream_advance(c->topics, m);
-    else if (m->topic && c->topics->n > 1 && !(f = compose(c, m)))
+    else if (m->topic && !m->is_ephemeral && c->topics->n > 1 && !(f = compose(c, m)))
         return -1;
     if (lws_write(c->wsi, f->sse, f->sse_len, LWS_WRITE_HTTP) < 0) {
         if (f != m)

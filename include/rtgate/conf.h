@@ -12,6 +12,7 @@
 #define CONF_MAX_ORIGINS  16
 #define CONF_MAX_KEYS     17 /* auth.keys (16) + jwt_secret */
 #define CONF_MAX_PATTERNS 64
+#define CONF_MAX_ICE_URLS 8
 
 #define CONF_NODE_ID_MAX 64
 
@@ -123,6 +124,16 @@ struct conf {
     char *node_id;    /* "node_id": this node's name for clients; default "<hostname>-<port>" */
     enum conf_stats_access stats_access; /* "stats.access": who reads /v1/stats/stream */
     uint32_t stats_interval_ms;          /* "stats.interval_ms": 100..60000, default 1000 */
+
+    /* "webrtc": what GET /v1/ice serves (all reloadable). */
+    char *stun_urls[CONF_MAX_ICE_URLS]; /* "webrtc.stun_urls": "stun:" / "stuns:" URLs */
+    size_t n_stun_urls;
+    char *turn_urls[CONF_MAX_ICE_URLS]; /* "webrtc.turn_urls": "turn:" / "turns:" URLs */
+    size_t n_turn_urls;
+    char *turn_secret; /* "webrtc.turn_secret"(_file): coturn's static-auth-secret, >= 16 bytes;
+                        * required with turn_urls */
+    size_t turn_secret_len;
+    uint32_t turn_ttl_s; /* "webrtc.turn_ttl_s": credential lifetime, default 86400, 60..604800 */
 };
 
 /* rtgate --static-dir DIR: sets static_dir as the key would (over the file's). 0, or -1 and
