@@ -297,6 +297,8 @@ static void check_sse(const char *s, size_t len)
             FUZZ_ASSERT(n > 7 && strspn(p + 7, "0123456789") >= n - 7);
         } else {
             FUZZ_ASSERT((n == 12 && memcmp(p, "event: reset", 12) == 0) ||
+                        (n == 12 && memcmp(p, "event: hello", 12) == 0) ||
+                        (n == 9 && memcmp(p, "event: hb", 9) == 0) ||
                         (n == 4 && memcmp(p, ": hb", 4) == 0));
         }
         p = eol + 1;
@@ -324,6 +326,9 @@ static void check_ws_text(const char *s, size_t len)
             check_cursor_text(json_string_value(v), json_string_length(v), 1);
         if ((v = json_object_get(j, "id")))
             check_id_string(v, NULL);
+    } else if (strcmp(type, "hello") == 0) {
+        FUZZ_ASSERT(json_is_string(json_object_get(j, "node")) &&
+                    json_is_integer(json_object_get(j, "ping_interval_s")));
     } else {
         FUZZ_ASSERT(strcmp(type, "reset") == 0 || strcmp(type, "pong") == 0);
     }
