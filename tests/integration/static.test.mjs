@@ -58,6 +58,10 @@ test('the embedded client is served with content type, ETag and revalidation', a
     assert.match(g.text, /globalThis\.RTGate = \{ connect, Client/);
     assert.doesNotMatch(g.text, /^export /m, 'a classic script has no export statements');
     assert.notEqual(g.headers.get('etag'), etag);
+    const call = await http(gw, '/client/rtgate-call.js');
+    assert.equal(call.status, 200);
+    assert.equal(call.headers.get('content-type'), 'text/javascript; charset=utf-8');
+    assert.equal(call.text, readFileSync(join(ROOT, 'client', 'rtgate-call.js'), 'utf8'), 'the WebRTC helper, for docker/demo/call.html');
     const post = await http(gw, '/v1/client.js', { method: 'POST', body: {} });
     assert.equal(post.status, 405);
     assert.deepEqual(post.body, { error: 'method not allowed' });
