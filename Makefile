@@ -68,10 +68,10 @@ demo-cluster-stop:
 	./scripts/demo-cluster.sh stop
 
 format:
-	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h
+	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h tests/bench/*.c tests/bench/*.h
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h
+	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h tests/bench/*.c tests/bench/*.h
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -5,6 +5,7 @@
 #
 #   scripts/deps.sh          build + run   (make run)
 #   scripts/deps.sh test     + test tools  (make test): Redis, HAProxy, promtool, ...
+#   scripts/deps.sh bench    + benchmark peers and tools (make bench): nginx + Nchan, gnuplot
 set -euo pipefail
 
 PKGS=(
@@ -20,6 +21,14 @@ if [ "${1:-}" = test ]; then
     docker-compose # validates docker/docker-compose.yml (no engine runs here)
     systemd       # systemd-analyze verify on the unit
     clang libclang-rt-14-dev # libFuzzer harnesses (scripts/fuzz.sh)
+  )
+fi
+if [ "${1:-}" = bench ]; then
+  PKGS+=(
+    redis-server       # the Redis scenarios
+    nginx libnginx-mod-nchan # the peer the figures are compared with
+    gnuplot-nox        # latency plots (PNG and SVG)
+    iproute2           # nstat
   )
 fi
 
