@@ -73,7 +73,8 @@ struct conn {
     enum conn_kind kind;
     struct lws *wsi;
     struct http_server *srv;
-    struct dlist link; /* srv->held (SSE, long-poll) or srv->sockets (WS) */
+    struct dlist link;  /* srv->held (SSE, long-poll) or srv->sockets (WS) */
+    struct dlist flush; /* WebSocket: on srv->ws_flushq while it has frames to write */
     struct sub sub;
     struct sendq q;
     struct auth_identity id;
@@ -124,7 +125,8 @@ struct conn {
                                  * connection closes at deadline_ms without a new token */
     unsigned keep_alive : 1;    /* after resp: lws_http_transaction_completed(), else close */
     unsigned body_too_big : 1;
-    unsigned truncated : 1; /* a replay did not fit the send queue */
+    unsigned truncated : 1;    /* a replay did not fit the send queue */
+    unsigned flush_queued : 1; /* WebSocket: on srv->ws_flushq */
 };
 
 struct http_server {
@@ -136,7 +138,10 @@ struct http_server {
     uv_timer_t tick;      /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
     struct dlist held;    /* SSE and long-poll connections */
     struct dlist sockets; /* WebSocket connections */
-    size_t n_streams;     /* held + sockets */
+    uv_check_t ws_flush;  /* after each poll phase: write what deliveries queued (http_ws.c) */
+    struct dlist ws_flushq;
+    int ws_flush_live; /* ws_flush initialised and not closed */
+    size_t n_streams;  /* held + sockets */
     size_t n_held_polls;
     uint64_t next_heartbeat_ms, next_sweep_ms;
     struct msg *heartbeat; /* ": hb\n\n", shared by every SSE stream */
@@ -232,6 +237,9 @@ int ws_on_filter(struct conn *c, struct lws *wsi);
 int ws_on_established(struct conn *c, struct lws *wsi);
 int ws_on_receive(struct conn *c, const void *in, size_t len);
 int ws_on_writable(struct conn *c);
+/* The fan-out writer's loop handle: init with the server, close with it (before the context). */
+void ws_server_init(struct http_server *srv);
+void ws_server_close(struct http_server *srv);
 void ws_close_soon(struct conn *c, uint16_t code, const char *reason);
 /* Token expiry on a WebSocket: ask for a fresh token, close after auth.refresh_grace_s. */
 void ws_on_tick(struct conn *c, uint64_t now);
