@@ -239,7 +239,7 @@ static const char *user_topic(uint32_t idx, char *buf, size_t cap)
 static void queue_request(struct client *c)
 {
     char req[1400], tok[400], topic[BENCH_TOPIC_MAX + 16], q[600];
-    int n, url = (int)(c->idx % (uint32_t)o.n_urls);
+    int n, url = (int)((c->idx + c->is_pub) % (uint32_t)o.n_urls);
     const char *host = o.urls[url];
 
     make_token(c->idx + o.user_base, tok, sizeof(tok));
@@ -261,7 +261,8 @@ static void queue_request(struct client *c)
             snprintf(lei, sizeof(lei), "Last-Event-ID: %s\r\n", c->cursor);
         if (o.proto == PROTO_NCHAN)
             n = snprintf(req, sizeof(req),
-                         "GET /sub/%s HTTP/1.1\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n",
+                         /* HTTP/1.0: Nchan then streams without chunked encoding */
+                         "GET /sub/%s HTTP/1.0\r\nHost: %s\r\nAccept: text/event-stream\r\n%s\r\n",
                          topic, host, lei);
         else
             n = snprintf(req, sizeof(req),
@@ -280,6 +281,8 @@ static void queue_request(struct client *c)
     send_bytes(c, req, (size_t)n);
 }
 
+/* Client i uses server i % n (several nodes); publishers are shifted by one, so that with two
+ * nodes every unicast message crosses from one node to the other through the backplane. */
 static struct sockaddr_in source_addr(uint32_t idx)
 {
     struct sockaddr_in sa = {.sin_family = AF_INET};
@@ -292,7 +295,7 @@ static void start_connect(struct client *c)
 {
     struct sockaddr_in src = source_addr(c->idx), dst = {.sin_family = AF_INET};
     struct epoll_event ev = {.events = EPOLLOUT, .data.ptr = c};
-    int one = 1, url = (int)(c->idx % (uint32_t)o.n_urls);
+    int one = 1, url = (int)((c->idx + c->is_pub) % (uint32_t)o.n_urls);
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
 
     if (fd < 0) {
@@ -696,6 +699,9 @@ static void publish_one(void)
     if (o.mode == MODE_UNICAST) {
         user = (uint32_t)(((uint64_t)rand() * (uint64_t)o.n_clients) / ((uint64_t)RAND_MAX + 1));
         seq = user_seq[user]++;
+        /* one publisher per user: two connections (two nodes) racing to one topic would make
+         * its order theirs, not the gateway's */
+        p = &clients[o.n_clients + user % o.publishers];
         snprintf(topic, sizeof(topic), "user:u%u", user + o.user_base);
     } else {
         seq = published;
