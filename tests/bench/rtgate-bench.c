@@ -42,6 +42,7 @@ struct client {
     int fd;
     uint32_t idx; /* which client: its user is u<idx>, its address 127.0.0.(1 + idx % K) */
     uint8_t state, is_pub, ready, kept;
+    uint8_t counted;   /* in n_connecting: a handshake or request in progress */
     unsigned char *in; /* unparsed bytes */
     size_t in_len;
     unsigned char *out; /* bytes write() did not take */
@@ -100,7 +101,7 @@ static volatile sig_atomic_t interrupted;
 
 /* Counters. "unique" counts in-sequence or ahead-of-sequence receipts. */
 static uint64_t published, acked, received, unique, dups, ooo, gaps, connect_errors, closes,
-    reconnects, requests, n_open, n_ready, n_connecting, bytes_in;
+    reconnects, requests, n_open, n_ready, n_connecting, bytes_in, pub_errors;
 static uint64_t *user_seq;   /* unicast: next sequence per user */
 static uint32_t *recv_count; /* broadcast: receipts per sequence, a ring */
 #define RING 65536
@@ -147,6 +148,15 @@ static void make_token(uint32_t user, char *out, size_t cap)
 
 /* ---- sockets ---- */
 
+static void count_connecting(struct client *c, int on)
+{
+    if (on && !c->counted)
+        n_connecting++;
+    else if (!on && c->counted)
+        n_connecting--;
+    c->counted = (uint8_t)on;
+}
+
 static void watch(struct client *c, int out)
 {
     struct epoll_event ev = {.events = EPOLLIN | (out ? EPOLLOUT : 0), .data.ptr = c};
@@ -161,8 +171,7 @@ static void drop(struct client *c)
         close(c->fd);
         if (c->state == ST_OPEN)
             n_open--;
-        if (c->state == ST_CONNECTING || c->state == ST_HEADERS)
-            n_connecting--;
+        count_connecting(c, 0);
     }
     /* a poll client stays ready between requests: it has a cursor */
     if (c->ready && (c->is_pub || o.tr <= TR_SSE)) {
@@ -321,7 +330,7 @@ static void start_connect(struct client *c)
     }
     c->fd = fd;
     c->state = ST_CONNECTING;
-    n_connecting++;
+    count_connecting(c, 1);
     epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
     queue_request(c);
 }
@@ -407,6 +416,8 @@ static void on_ws_text(struct client *c, unsigned char *p, size_t n)
     if (c->is_pub) {
         if (memmem(p, n, "\"type\":\"ack\"", 12))
             acked++;
+        else if (memmem(p, n, "\"type\":\"error\"", 14) && pub_errors++ < 5)
+            fprintf(stderr, "rtgate-bench: publish refused: %.*s\n", (int)n, p);
         return;
     }
     if (o.proto == PROTO_NCHAN) {
@@ -512,7 +523,7 @@ static size_t parse_headers(struct client *c, unsigned char *p, size_t n)
             return SIZE_MAX;
         }
         c->state = ST_OPEN;
-        n_connecting--;
+        count_connecting(c, 0);
         n_open++;
         if (c->is_pub || o.proto == PROTO_NCHAN) {
             mark_ready(c);
@@ -535,7 +546,7 @@ static size_t parse_headers(struct client *c, unsigned char *p, size_t n)
         return SIZE_MAX;
     }
     c->state = ST_OPEN;
-    n_connecting--;
+    count_connecting(c, 0);
     n_open++;
     if (o.tr == TR_SSE) {
         mark_ready(c);
@@ -555,7 +566,7 @@ static void schedule_next_poll(struct client *c)
     if (o.tr == TR_POLL && c->kept && c->fd >= 0) {
         c->state = ST_HEADERS; /* same socket, next request */
         n_open--;
-        n_connecting++;
+        count_connecting(c, 1);
         queue_request(c);
         watch(c, 1);
         return;
@@ -670,6 +681,9 @@ static void on_writable(struct client *c)
             return;
         }
         c->state = ST_HEADERS;
+        /* a long-poll with a cursor is held until news: it no longer holds up connecting */
+        if (o.tr == TR_LONGPOLL && !c->is_pub && c->cursor[0])
+            count_connecting(c, 0);
     }
     while (c->out_off < c->out_len) {
         ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
@@ -730,6 +744,13 @@ static void advance_done(void)
 {
     while (fully_done < published && recv_count[fully_done % RING] >= n_ready)
         fully_done++;
+}
+
+/* Messages the server took: acked ones (rtgate and raw-server ack each publish; a refused one
+ * is not expected anywhere), or all sent to Nchan, which does not ack over WebSocket. */
+static uint64_t accepted(void)
+{
+    return o.proto == PROTO_NCHAN ? published : acked;
 }
 
 static uint64_t outstanding(void)
@@ -1145,11 +1166,14 @@ int main(int argc, char **argv)
                 churn_step(now, t_pub_start);
         } else if (t_stop) {
             /* draining: until everything arrived, or 3 s of silence */
-            uint64_t want = o.mode == MODE_UNICAST ? published : published * o.n_clients;
+            uint64_t want = o.mode == MODE_UNICAST ? accepted() : accepted() * o.n_clients;
 
             if (o.mode == MODE_CHURN)
                 churn_step(now, t_pub_start);
-            if ((received - dups >= want && (o.mode != MODE_CHURN || churn_state >= 2)) ||
+            int answered = o.proto == PROTO_NCHAN || acked + pub_errors >= published;
+
+            if ((answered && received - dups >= want &&
+                 (o.mode != MODE_CHURN || churn_state >= 2)) ||
                 now - (t_last_rx > t_stop ? t_last_rx : t_stop) > 3000000 ||
                 now - t_stop > 30000000)
                 done = 1;
@@ -1172,9 +1196,9 @@ int main(int argc, char **argv)
         uint64_t deliv = received - rx0 - dups, reqs = requests - req0;
         uint64_t loss;
 
-        expected = o.mode == MODE_UNICAST ? published
+        expected = o.mode == MODE_UNICAST ? accepted()
                    : o.mode == MODE_IDLE  ? 0
-                                          : published * o.n_clients;
+                                          : accepted() * o.n_clients;
         if (o.tr >= TR_LONGPOLL && o.mode == MODE_IDLE)
             expected = 0;
         loss = expected > unique ? expected - unique : 0;
@@ -1182,7 +1206,8 @@ int main(int argc, char **argv)
             fprintf(stderr, "rtgate-bench: cannot write %s\n", o.hist_path);
         printf("{\"mode\":\"%s\",\"transport\":\"%s\",\"proto\":\"%s\",\"clients\":%u,"
                "\"ready\":%llu,\"connect_s\":%.3f,\"seconds\":%.3f,\"published\":%llu,"
-               "\"acked\":%llu,\"expected\":%llu,\"delivered\":%llu,\"loss\":%llu,\"dups\":%llu,"
+               "\"acked\":%llu,\"publish_errors\":%llu,\"expected\":%llu,\"delivered\":%llu,"
+               "\"loss\":%llu,\"dups\":%llu,"
                "\"out_of_order\":%llu,\"gaps\":%llu,\"closes\":%llu,\"connect_errors\":%llu,"
                "\"reconnects\":%llu,\"deliveries_per_s\":%.0f,\"requests\":%llu,"
                "\"requests_per_s\":%.0f,\"lat_us\":{\"p50\":%llu,\"p90\":%llu,\"p99\":%llu,"
@@ -1194,14 +1219,15 @@ int main(int argc, char **argv)
                mode_name(), tr_name(), o.proto == PROTO_NCHAN ? "nchan" : "rtgate", o.n_clients,
                (unsigned long long)n_ready, t_ready ? (double)(t_ready - t0) / 1e6 : -1.0, span,
                (unsigned long long)published, (unsigned long long)acked,
-               (unsigned long long)expected, (unsigned long long)deliv, (unsigned long long)loss,
-               (unsigned long long)dups, (unsigned long long)ooo, (unsigned long long)gaps,
-               (unsigned long long)closes, (unsigned long long)connect_errors,
-               (unsigned long long)reconnects, span > 0 ? (double)deliv / span : 0.0,
-               (unsigned long long)reqs, span > 0 ? (double)reqs / span : 0.0,
-               (unsigned long long)hist_pct(&lat, 0.5), (unsigned long long)hist_pct(&lat, 0.9),
-               (unsigned long long)hist_pct(&lat, 0.99), (unsigned long long)hist_pct(&lat, 0.999),
-               (unsigned long long)lat.max, lat.n ? (double)lat.sum / (double)lat.n : 0.0,
+               (unsigned long long)pub_errors, (unsigned long long)expected,
+               (unsigned long long)deliv, (unsigned long long)loss, (unsigned long long)dups,
+               (unsigned long long)ooo, (unsigned long long)gaps, (unsigned long long)closes,
+               (unsigned long long)connect_errors, (unsigned long long)reconnects,
+               span > 0 ? (double)deliv / span : 0.0, (unsigned long long)reqs,
+               span > 0 ? (double)reqs / span : 0.0, (unsigned long long)hist_pct(&lat, 0.5),
+               (unsigned long long)hist_pct(&lat, 0.9), (unsigned long long)hist_pct(&lat, 0.99),
+               (unsigned long long)hist_pct(&lat, 0.999), (unsigned long long)lat.max,
+               lat.n ? (double)lat.sum / (double)lat.n : 0.0,
                deliv ? (double)cpu / (double)deliv : 0.0,
                deliv ? (double)scpu / (double)deliv : 0.0, (double)scpu / 1e6,
                deliv ? (double)segs / (double)deliv : 0.0, (unsigned long long)rss,

@@ -42,6 +42,7 @@ function assertExact(r, err) {
   assert.equal(r.ready, r.clients, why);
   assert.equal(r.expected, r.published * (r.mode === 'unicast' ? 1 : r.clients), why);
   assert.equal(r.delivered, r.expected, why);
+  assert.equal(r.publish_errors, 0, why);
   assert.equal(r.loss, 0, why);
   assert.equal(r.dups, 0, why);
   assert.equal(r.out_of_order, 0, why);
