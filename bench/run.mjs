@@ -222,9 +222,9 @@ async function main() {
   if (ONLY.includes('backlog')) await broadcast('backlog', 16);
   // A sustainable rate: 20 msg/s to every subscriber, or half what the raw limit sustained in
   // this run if 20/s would saturate this machine (a loaded box cannot push 200 k/s).
+  const raw = results.find((r) => r.scenario === 'broadcast' && r.server === 'raw');
+  const rate = raw ? Math.max(1, Math.min(20, Math.floor(raw.deliveries_per_s / 2 / N))) : 20;
   if (ONLY.includes('rate')) {
-    const raw = results.find((r) => r.scenario === 'broadcast' && r.server === 'raw');
-    const rate = raw ? Math.max(1, Math.min(20, Math.floor(raw.deliveries_per_s / 2 / N))) : 20;
     if (rate < 20) log(`rate: ${rate} msg/s (20/s is more than half the raw limit here)`);
     await broadcast('rate', 100, ['--rate', String(rate)], 1);
   }
@@ -274,9 +274,9 @@ async function main() {
 
   if (ONLY.includes('churn')) {
     const r = await withServer(() => startRtgate({ history: 2000 }), (s) => bench('churn', s,
-      ['--clients', String(N), '--transport', 'sse', '--rate', '50', '--seconds', String(SECONDS + 3),
+      ['--clients', String(N), '--transport', 'sse', '--rate', String(rate), '--seconds', String(SECONDS + 3),
         '--churn-at', '2', '--churn-window-ms', '1000', '--connect-batch', '1024']));
-    record('churn-sse', 'rtgate', [r], `${N} SSE clients reconnect with cursors within 1 s, 50 msg/s`);
+    record('churn-sse', 'rtgate', [r], `${N} SSE clients reconnect with cursors within 1 s, ${rate} msg/s`);
   }
 
   writeFileSync(join(OUT, 'results.json'), JSON.stringify({ machine, results }, null, 1));
