@@ -39,6 +39,25 @@ static void want_write(struct conn *c)
     c->flush_queued = 1;
 }
 
+/* A reply (an ack, an error, a pong) for @c: its connection goes to the head of the flush, so
+ * a publisher's ack is written before the fan-out of its message, not after 10,000 writes. The
+ * order on the connection itself is its queue's. */
+static void want_write_first(struct conn *c)
+{
+    struct http_server *srv = c->srv;
+
+    if (!srv->ws_flush_live) {
+        lws_callback_on_writable(c->wsi);
+        return;
+    }
+    if (c->flush_queued)
+        dlist_remove(&c->flush);
+    if (dlist_is_empty(&srv->ws_flushq))
+        uv_check_start(&srv->ws_flush, on_ws_flush);
+    dlist_insert_tail(srv->ws_flushq.next, &c->flush); /* before the first: at the head */
+    c->flush_queued = 1;
+}
+
 static int ws_deliver(struct sub *s, struct msg *m)
 {
     struct conn *c = container_of(s, struct conn, sub);
@@ -217,9 +236,13 @@ static void send_json(struct conn *c, json_t *j)
 
     free(text);
     json_decref(j);
-    if (ws_deliver(&c->sub, m) == SUB_SLOW && !c->sub.kicked) {
-        c->sub.kicked = 1;
-        ws_kick(&c->sub, SUB_KICK_SLOW);
+    if (c->closing || sendq_push(&c->q, m) != 0) {
+        if (!c->sub.kicked) {
+            c->sub.kicked = 1;
+            ws_kick(&c->sub, SUB_KICK_SLOW);
+        }
+    } else {
+        want_write_first(c);
     }
     msg_unref(m);
 }
