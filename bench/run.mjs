@@ -6,7 +6,7 @@
 // median of --reps runs. Every server is started here with its own config in a temp dir and
 // stopped by its pid.
 //
-//   node bench/run.mjs [--only broadcast,backlog,rate,idle,unicast,longpoll,poll,churn]
+//   node bench/run.mjs [--only broadcast,backlog,rate,redis,idle,unicast,longpoll,poll,churn]
 //                      [--reps 3] [--n 10000] [--idle-n 18000] [--seconds 5]
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, mkdirSync, rmSync, existsSync } from 'node:fs';
@@ -32,7 +32,7 @@ const REPS = Number(opt('reps', 3));
 const N = Number(opt('n', 10000));
 const IDLE_N = Number(opt('idle-n', 18000));
 const SECONDS = Number(opt('seconds', 5));
-const ONLY = opt('only', 'broadcast,backlog,rate,idle,unicast,longpoll,poll,churn').split(',');
+const ONLY = opt('only', 'broadcast,backlog,rate,redis,idle,unicast,longpoll,poll,churn').split(',');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (...a) => console.error('bench:', ...a);
@@ -227,6 +227,22 @@ async function main() {
   if (ONLY.includes('rate')) {
     if (rate < 20) log(`rate: ${rate} msg/s (20/s is more than half the raw limit here)`);
     await broadcast('rate', 100, ['--rate', String(rate)], 1);
+  }
+
+  // The same saturating broadcast with Redis between publisher and subscribers: rtgate with
+  // its Redis backplane, Nchan with nchan_use_redis (the raw ceiling has no Redis variant).
+  if (ONLY.includes('redis')) {
+    const redis = await startRedis();
+    try {
+      for (const [name, start] of servers.filter(([n]) => n !== 'raw')) {
+        const r = await withServer(() => start({ redisPort: redis.port }), (s) => bench('broadcast',
+          { ...s, pids: [...s.pids, redis.pid] }, ['--clients', String(N), '--window', '1',
+            '--seconds', String(SECONDS), '--hist', join(OUT, `redis-${name}.cdf`)]));
+        record('broadcast-redis', name, [r], `${N} WS subscribers, window 1, through Redis`);
+      }
+    } finally {
+      await redis.stop();
+    }
   }
 
   if (ONLY.includes('idle')) {
