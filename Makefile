@@ -10,7 +10,7 @@ WERROR      ?= $(if $(CI),ON,OFF)
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
 .PHONY: all deps deps-test build run test test-unit test-browser test-integration test-asan install format \
-        format-check demo-cluster demo-cluster-stop demo-url fuzz clean
+        format-check demo-cluster demo-cluster-stop demo-url fuzz bench clean
 
 all: build
 
@@ -75,11 +75,17 @@ demo-cluster: build
 demo-cluster-stop:
 	./scripts/demo-cluster.sh stop
 
+# Benchmarks (docs/BENCHMARKS.md): rtgate, the raw-write ceiling and nginx + Nchan, one run.
+# Results in $(BUILD)/bench/. BENCH_ARGS e.g. "--reps 1 --n 2000" for a quick look.
+bench: build
+	@./scripts/deps.sh bench
+	BUILD=$(abspath $(BUILD)) node bench/run.mjs $(BENCH_ARGS)
+
 format:
-	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h
+	clang-format -i src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h tests/bench/*.c tests/bench/*.h
 
 format-check:
-	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h
+	clang-format --dry-run --Werror src/*.c src/*.h include/rtgate/*.h tests/unit/*.c tests/tools/*.c tests/fuzz/*.c tests/fuzz/*.h tests/bench/*.c tests/bench/*.h
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN)

@@ -5,6 +5,7 @@
 #
 #   scripts/deps.sh          build + run   (make run)
 #   scripts/deps.sh test     + test tools  (make test): Redis, HAProxy, promtool, ...
+#   scripts/deps.sh bench    + benchmark peers and tools (make bench): nginx + Nchan, gnuplot
 set -euo pipefail
 
 PKGS=(
@@ -23,6 +24,14 @@ if [ "${1:-}" = test ]; then
     chromium      # browser tests, driven by playwright-core (never a downloaded browser)
     iproute2      # ss: connections per test
     coturn        # TURN server of the WebRTC call tests (started on 127.0.0.1 by the test)
+  )
+fi
+if [ "${1:-}" = bench ]; then
+  PKGS+=(
+    redis-server       # the Redis scenarios
+    nginx libnginx-mod-nchan # the peer the figures are compared with
+    gnuplot-nox        # latency plots (PNG and SVG)
+    iproute2           # nstat
   )
 fi
 

@@ -73,7 +73,8 @@ struct conn {
     enum conn_kind kind;
     struct lws *wsi;
     struct http_server *srv;
-    struct dlist link; /* srv->held (SSE, long-poll) or srv->sockets (WS) */
+    struct dlist link;  /* srv->held (SSE, long-poll) or srv->sockets (WS) */
+    struct dlist flush; /* WebSocket: on srv->ws_flushq while it has frames to write */
     struct sub sub;
     struct sendq q;
     struct auth_identity id;
@@ -124,12 +125,13 @@ struct conn {
                                  * connection closes at deadline_ms without a new token */
     unsigned keep_alive : 1;    /* after resp: lws_http_transaction_completed(), else close */
     unsigned body_too_big : 1;
-    unsigned truncated : 1; /* a replay did not fit the send queue */
-    unsigned h2 : 1;        /* an HTTP/2 stream (TLS with ALPN h2): headers go through lws's
-                             * encoder, one write per writable callback, no rx flow control */
-    unsigned head_sent : 1; /* HTTP/2: resp's headers are out, its body is next */
-    unsigned hb_event : 1;  /* SSE ?hello=1: heartbeats as "event: hb" (EventSource sees them) */
-    unsigned stats : 1;     /* SSE: GET /v1/stats/stream, no topics, a snapshot every interval */
+    unsigned truncated : 1;    /* a replay did not fit the send queue */
+    unsigned h2 : 1;           /* an HTTP/2 stream (TLS with ALPN h2): headers go through lws's
+                                * encoder, one write per writable callback, no rx flow control */
+    unsigned head_sent : 1;    /* HTTP/2: resp's headers are out, its body is next */
+    unsigned hb_event : 1;     /* SSE ?hello=1: heartbeats as "event: hb" (EventSource sees them) */
+    unsigned stats : 1;        /* SSE: GET /v1/stats/stream, no topics, a snapshot every interval */
+    unsigned flush_queued : 1; /* WebSocket: on srv->ws_flushq */
 };
 
 struct http_server {
@@ -141,7 +143,10 @@ struct http_server {
     uv_timer_t tick;      /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
     struct dlist held;    /* SSE and long-poll connections */
     struct dlist sockets; /* WebSocket connections */
-    size_t n_streams;     /* held + sockets */
+    uv_check_t ws_flush;  /* after each poll phase: write what deliveries queued (http_ws.c) */
+    struct dlist ws_flushq;
+    int ws_flush_live; /* ws_flush initialised and not closed */
+    size_t n_streams;  /* held + sockets */
     size_t n_held_polls;
     uint64_t next_heartbeat_ms, next_sweep_ms;
     struct msg *heartbeat;              /* ": hb\n\n", shared by every SSE stream */
@@ -265,6 +270,9 @@ int ws_on_filter(struct conn *c, struct lws *wsi);
 int ws_on_established(struct conn *c, struct lws *wsi);
 int ws_on_receive(struct conn *c, const void *in, size_t len);
 int ws_on_writable(struct conn *c);
+/* The fan-out writer's loop handle: init with the server, close with it (before the context). */
+void ws_server_init(struct http_server *srv);
+void ws_server_close(struct http_server *srv);
 void ws_close_soon(struct conn *c, uint16_t code, const char *reason);
 /* Token expiry on a WebSocket: ask for a fresh token, close after auth.refresh_grace_s. */
 void ws_on_tick(struct conn *c, uint64_t now);

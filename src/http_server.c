@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -856,7 +855,6 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     struct http_server *srv = xcalloc(1, sizeof(*srv));
     struct lws_context_creation_info info;
     void *loops[] = {loop, NULL};
-    struct rlimit rl;
 
     srv->loop = loop;
     srv->cf = cf;
@@ -911,11 +909,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     info.timeout_secs_ah_idle = cf->request_timeout_s; /* incomplete headers too */
     info.keepalive_timeout = (int)cf->request_timeout_s;
     info.max_http_header_data = HTTP_HEADER_MAX; /* long cursors: Last-Event-ID, ?cursor= */
-    /* lws sizes its fd table from this (FACTS.md): what we allow, within the process limit */
-    info.fd_limit_per_thread = (unsigned int)(cf->max_connections + 64);
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
-        info.fd_limit_per_thread > rl.rlim_cur)
-        info.fd_limit_per_thread = (unsigned int)rl.rlim_cur;
+    /* No info.fd_limit_per_thread: below the process limit it turns lws's fd lookup into a
+     * linear scan (main.c caps the limit itself, see raise_nofile()). */
     if (cf->listen_port == 0)
         info.port = 0; /* 0 asks the kernel for a free port: tests read it from the log */
 
@@ -930,6 +925,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
         return NULL;
     }
     uv_timer_init(loop, &srv->tick);
+    ws_server_init(srv);
     uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
     srv->next_heartbeat_ms = http_now_ms() + cf->sse_heartbeat_ms;
     srv->next_sweep_ms = http_now_ms() + SWEEP_MS;
@@ -1107,6 +1103,7 @@ void http_server_close(struct http_server *srv)
 {
     uv_timer_stop(&srv->tick);
     uv_close((uv_handle_t *)&srv->tick, on_tick_closed);
+    ws_server_close(srv);
     lws_context_destroy(srv->ctx); /* with a foreign loop this starts the destroy */
 }
 

@@ -100,10 +100,43 @@ int uv_timer_stop(uv_timer_t *handle)
     return 0;
 }
 
+/* http_ws.c's flush after the poll phase: run by fake_check(), as the loop would after the
+ * callbacks of one poll phase. */
+static uv_check_t *check_handle;
+static uv_check_cb check_cb;
+
+int uv_check_init(uv_loop_t *loop, uv_check_t *handle)
+{
+    memset(handle, 0, sizeof(*handle));
+    return 0;
+}
+
+int uv_check_start(uv_check_t *handle, uv_check_cb cb)
+{
+    check_handle = handle;
+    check_cb = cb;
+    return 0;
+}
+
+int uv_check_stop(uv_check_t *handle)
+{
+    if (handle == check_handle)
+        check_cb = NULL;
+    return 0;
+}
+
+void fake_check(void)
+{
+    if (check_cb && check_handle)
+        check_cb(check_handle);
+}
+
 void uv_close(uv_handle_t *handle, uv_close_cb close_cb)
 {
     if ((void *)handle == (void *)tick_timer)
         tick_timer = NULL, tick_cb = NULL;
+    if ((void *)handle == (void *)check_handle)
+        check_handle = NULL, check_cb = NULL;
     if (close_cb)
         close_cb(handle);
 }
@@ -112,6 +145,7 @@ void fake_tick(void)
 {
     if (tick_cb && tick_timer)
         tick_cb(tick_timer);
+    fake_check();
 }
 
 /* ---- one connection ---- */
@@ -478,6 +512,7 @@ void fake_close(struct lws *w, enum lws_callback_reasons closed)
 int fake_flush(struct lws *w, enum lws_callback_reasons writable, enum lws_callback_reasons closed,
                int max)
 {
+    fake_check(); /* the poll phase that delivered ended: queued frames are written */
     for (int i = 0; i < max && w->writable && !w->closed; i++) {
         w->writable = 0;
         if (fake_call(w, writable, NULL, 0) != 0) {

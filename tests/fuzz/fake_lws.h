@@ -68,6 +68,9 @@ int fake_flush(struct lws *w, enum lws_callback_reasons writable, enum lws_callb
 void fake_close(struct lws *w, enum lws_callback_reasons closed);
 /* Fires the server's tick timer, if it is running. */
 void fake_tick(void);
+/* Runs the flush that uv_check_start() armed (http_ws.c), as the loop does after a poll phase;
+ * fake_flush() and fake_tick() call it first. */
+void fake_check(void);
 
 /* Checks one lws_write() (frame_check.c). */
 void fake_on_write(struct lws *w, const unsigned char *buf, size_t len,

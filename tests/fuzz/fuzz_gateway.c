@@ -346,6 +346,33 @@ static void trace_write(const unsigned char *buf, size_t len, int protocol)
     fputc('\n', stderr);
 }
 
+/* Several whole text frames written at once (http_ws.c coalesces a connection's queue): each
+ * must be FIN + text, unmasked, with a length that fits, and the buffer must end at a frame's
+ * end. */
+static void check_ws_batch(const unsigned char *p, size_t len)
+{
+    size_t off = 0, n = 0;
+
+    while (off < len) {
+        size_t hl = 2, plen;
+
+        FUZZ_ASSERT(len - off >= 2 && p[off] == 0x81 && !(p[off + 1] & 0x80));
+        plen = p[off + 1] & 0x7f;
+        FUZZ_ASSERT(plen != 127);
+        if (plen == 126) {
+            FUZZ_ASSERT(len - off >= 4);
+            plen = (size_t)p[off + 2] << 8 | p[off + 3];
+            FUZZ_ASSERT(plen >= 126);
+            hl = 4;
+        }
+        FUZZ_ASSERT(len - off - hl >= plen);
+        check_ws_text((const char *)p + off + hl, plen);
+        off += hl + plen;
+        n++;
+    }
+    FUZZ_ASSERT(n >= 2); /* one frame alone is written as LWS_WRITE_TEXT */
+}
+
 void fake_on_write(struct lws *w, const unsigned char *buf, size_t len,
                    enum lws_write_protocol protocol)
 {
@@ -358,7 +385,11 @@ void fake_on_write(struct lws *w, const unsigned char *buf, size_t len,
 
     switch ((int)protocol) {
     case LWS_WRITE_HTTP_HEADERS: FUZZ_ASSERT(w->stream == FAKE_HTTP); return check_http(w, s, len);
-    case LWS_WRITE_HTTP: FUZZ_ASSERT(w->stream == FAKE_SSE); return check_sse(s, len);
+    case LWS_WRITE_HTTP: /* also LWS_WRITE_RAW: a WebSocket batch of whole frames */
+        if (w->stream == FAKE_WS)
+            return check_ws_batch(buf, len);
+        FUZZ_ASSERT(w->stream == FAKE_SSE);
+        return check_sse(s, len);
     case LWS_WRITE_TEXT: FUZZ_ASSERT(w->stream == FAKE_WS); return check_ws_text(s, len);
     case 4: { /* LWS_WRITE_CLOSE: code, then a reason that fits a control frame */
         unsigned code;

@@ -80,6 +80,14 @@ test('ten EventSources and a WebSocket in one Chromium page share one HTTP/2 con
     // the page's ten streams and its WebSocket (RFC 8441 over h2) run over one connection
     assert.equal(connectionsTo(gw.port), 1);
 
+    // a burst from the page's own WebSocket: acks and messages queue up together, and each
+    // still goes out as its own h2-framed WebSocket message, in order
+    await page.evaluate(() => {
+      for (let i = 0; i < 50; i++) window.ws.send(JSON.stringify({ type: 'publish', topic: 'room:bws', data: 100 + i, rid: 10 + i }));
+    });
+    await waitFor(async () => (await page.evaluate(() => window.wsGot.length === 53)), 20000, 'the burst');
+    assert.deepEqual(await page.evaluate(() => window.wsGot.slice(3)), Array.from({ length: 50 }, (_, i) => 100 + i));
+
     // the server closes the WebSocket with its code (a binary frame: 1003); only that stream
     // ends, the EventSources on the same connection keep receiving
     await page.evaluate(() => window.ws.send(new Uint8Array([1, 2, 3])));
