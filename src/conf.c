@@ -43,6 +43,7 @@ static const char *const top_keys[] = {"listen",
                                        "shutdown_spread_ms",
                                        "log",
                                        "ready_without_backplane",
+                                       "presence",
                                        NULL};
 static const char *const listen_keys[] = {"address", "port", "tls_cert_file", "tls_key_file", NULL};
 static const char *const history_keys[] = {"size", NULL};
@@ -74,6 +75,7 @@ static const char *const backplane_keys[] = {
     "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
+static const char *const presence_keys[] = {"enabled", "ttl_s", "events", NULL};
 
 static char *xstrdup(const char *s)
 {
@@ -327,6 +329,18 @@ static int parse_log(struct parse *p, json_t *root, struct conf *nc)
     }
     if (get_bool(p, sec, "log", "access", &nc->log_access) < 0 ||
         get_u32(p, sec, "log", "repeat_limit_per_s", 0, 1000000, &nc->log_repeat_limit_per_s) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_presence(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+
+    if (get_section(p, root, "presence", presence_keys, &sec) < 0 ||
+        get_bool(p, sec, "presence", "enabled", &nc->presence_enabled) < 0 ||
+        get_u32(p, sec, "presence", "ttl_s", 3, 3600, &nc->presence_ttl_s) < 0 ||
+        get_bool(p, sec, "presence", "events", &nc->presence_events) < 0)
         return -1;
     return 0;
 }
@@ -863,7 +877,8 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
     if (check_keys(p, root, NULL, top_keys) < 0 || parse_listen(p, root, nc) < 0 ||
         parse_log_level(p, root, nc) < 0 || parse_log(p, root, nc) < 0 ||
         parse_numbers(p, root, nc) < 0 || parse_auth(p, root, nc) < 0 ||
-        parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0)
+        parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0 ||
+        parse_presence(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -906,6 +921,9 @@ void conf_init(struct conf *cf)
     cf->redis_connect_timeout_ms = 2000;
     cf->redis_history_ttl_s = 86400;
     cf->redis_max_pending = 10000;
+    cf->presence_enabled = 1;
+    cf->presence_ttl_s = 30;
+    cf->presence_events = 0;
 }
 
 int conf_load_string(struct conf *cf, const char *name, const char *json, size_t len, char *err,
@@ -1040,6 +1058,9 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
     KEEP_STR(redis_signing_key, "backplane.signing_key");
     KEEP_NUM(redis_signing_key_len, "backplane.signing_key");
+    KEEP_NUM(presence_enabled, "presence.enabled");
+    KEEP_NUM(presence_ttl_s, "presence.ttl_s");
+    KEEP_NUM(presence_events, "presence.events");
 }
 
 void conf_release(struct conf *cf)

@@ -8,6 +8,7 @@
 #include "rtgate/http_server.h"
 #include "rtgate/hub.h"
 #include "rtgate/log.h"
+#include "rtgate/presence.h"
 #include "rtgate/redis_backplane.h"
 #include "rtgate/sdnotify.h"
 
@@ -141,9 +142,12 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
         gw->bp = backplane_local_new(gw->hub);
     }
     hub_set_backplane(gw->hub, gw->bp);
+    if (cf->presence_enabled)
+        gw->presence = presence_new(gw->hub, gw->bp, cf->presence_events);
     gw->http = http_server_new(&gw->loop, cf, gw->hub, gw->bp, err, errlen);
     if (!gw->http)
         goto free_hub;
+    http_server_set_presence(gw->http, gw->presence);
     uv_signal_init(&gw->loop, &gw->sigint);
     uv_signal_init(&gw->loop, &gw->sigterm);
     uv_signal_init(&gw->loop, &gw->sighup);
@@ -163,6 +167,7 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
 free_hub:
     backplane_close(gw->bp);
     hub_free(gw->hub);
+    presence_free(gw->presence);
     backplane_free(gw->bp);
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     uv_loop_close(&gw->loop);
@@ -181,6 +186,7 @@ void gateway_release(struct gateway *gw)
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     /* the hub cancels its pending reads through the backplane: free it first */
     hub_free(gw->hub);
+    presence_free(gw->presence);
     backplane_free(gw->bp);
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&gw->loop) != 0)

@@ -106,9 +106,11 @@ struct conn {
     struct poll_state *poll; /* poll/long-poll: fetched results */
     struct pub_req *pubs;    /* publishes waiting for the backplane; detached on close */
     struct ip_entry *ip;     /* counted against its address's stream limit while open */
-    uint64_t bucket, bucket_ms; /* WebSocket publish token bucket (thousandths) */
-    uint32_t floods;            /* publishes refused in a row */
-    uint8_t api_key;            /* POST /v1/publish: 1 + index of the key used, 0 none */
+    struct presence_req *presence_req; /* GET /v1/presence waiting for the backplane */
+    void *presence_q;                  /* its users (api_presence() owns the layout) */
+    uint64_t bucket, bucket_ms;        /* WebSocket publish token bucket (thousandths) */
+    uint32_t floods;                   /* publishes refused in a row */
+    uint8_t api_key;                   /* POST /v1/publish: 1 + index of the key used, 0 none */
 
     /* WebSocket receive. */
     unsigned char *rx;
@@ -125,6 +127,7 @@ struct conn {
     unsigned keep_alive : 1;    /* after resp: lws_http_transaction_completed(), else close */
     unsigned body_too_big : 1;
     unsigned truncated : 1; /* a replay did not fit the send queue */
+    unsigned present : 1;   /* counted in presence as a connection of id.sub */
 };
 
 struct http_server {
@@ -133,10 +136,11 @@ struct http_server {
     const struct conf *cf;
     struct hub *hub;
     struct backplane *bp;
-    uv_timer_t tick;      /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
-    struct dlist held;    /* SSE and long-poll connections */
-    struct dlist sockets; /* WebSocket connections */
-    size_t n_streams;     /* held + sockets */
+    struct presence *presence; /* NULL: off */
+    uv_timer_t tick;           /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
+    struct dlist held;         /* SSE and long-poll connections */
+    struct dlist sockets;      /* WebSocket connections */
+    size_t n_streams;          /* held + sockets */
     size_t n_held_polls;
     uint64_t next_heartbeat_ms, next_sweep_ms;
     struct msg *heartbeat; /* ": hb\n\n", shared by every SSE stream */
@@ -182,6 +186,8 @@ static inline int pos_is_set(const struct cursor_pos *p)
 /* The stream's position of @topic, or NULL. */
 struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size_t len);
 void http_hold(struct conn *c, enum conn_kind kind);
+/* Counts an authenticated stream in presence (undone by conn_release). */
+void http_count_present(struct conn *c);
 /* Counts a new stream against its address; 0, or -1 after answering 429. */
 int http_admit_stream(struct conn *c);
 /* Writes c->resp; returns what the lws callback must return (c may be freed after). */
@@ -207,6 +213,8 @@ uint64_t http_now_ms(void);
 
 /* http_api.c */
 int api_on_get(struct conn *c, const char *path);
+/* Ends a GET /v1/presence still waiting (the connection closes). */
+void api_presence_release(struct conn *c);
 int api_on_post(struct conn *c, const char *path);
 int api_on_body(struct conn *c, const void *in, size_t len);
 int api_on_body_done(struct conn *c);

@@ -11,6 +11,7 @@
 #include "rtgate/backplane.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
+#include "rtgate/presence.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
 
@@ -345,12 +346,22 @@ int http_admit_stream(struct conn *c)
     return 0;
 }
 
+void http_count_present(struct conn *c)
+{
+    if (c->authed && !c->present && c->srv->presence) {
+        c->present = 1;
+        presence_join(c->srv->presence, c->id.sub, c->id.sub_len);
+    }
+}
+
 void http_hold(struct conn *c, enum conn_kind kind)
 {
     c->kind = kind;
     metrics_connections(kind == CONN_SSE ? MET_TR_SSE : MET_TR_LONGPOLL, 1);
     dlist_insert_tail(&c->srv->held, &c->link);
     c->srv->n_streams++;
+    if (kind == CONN_SSE)
+        http_count_present(c);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     lws_rx_flow_control(c->wsi, 0);
 }
@@ -410,6 +421,9 @@ void conn_release(struct conn *c)
         if (c->kind == CONN_LONGPOLL)
             c->srv->n_held_polls--;
     }
+    if (c->present)
+        presence_leave(c->srv->presence, c->id.sub, c->id.sub_len);
+    api_presence_release(c);
     msg_unref(c->scratch);
     while (c->pubs) {
         struct pub_req *p = c->pubs;
@@ -494,6 +508,7 @@ static const struct {
     {"/healthz", HTTP_GET, MET_EP_HEALTHZ},
     {"/readyz", HTTP_GET, MET_EP_READYZ},
     {"/metrics", HTTP_GET, MET_EP_METRICS},
+    {"/v1/presence", HTTP_GET, MET_EP_PRESENCE},
 };
 
 /* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and
@@ -836,6 +851,11 @@ int http_server_reload_tls(struct http_server *srv, char *err, size_t errlen)
 size_t http_server_streams(const struct http_server *srv)
 {
     return srv->n_streams;
+}
+
+void http_server_set_presence(struct http_server *srv, struct presence *p)
+{
+    srv->presence = p;
 }
 
 int http_server_port(const struct http_server *srv)

@@ -17,6 +17,7 @@
 #include "rtgate/dlist.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
+#include "rtgate/presence.h"
 #include "rtgate/redis_uv.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
@@ -106,6 +107,86 @@ static const char history_lua[] =
     "end\n"
     "return out\n";
 
+/* Presence. Keys: "rtgate:node:<node id>" exists while that node lives (SET PX ttl, refreshed
+ * every ttl/3); "rtgate:nodes" lists the nodes; "rtgate:node:<id>:users" the users a node
+ * holds; "rtgate:presence:<user>" maps node id -> that node's connections of the user, plus
+ * "_on" while the user was last announced online. A field counts only while its node's key
+ * exists, so a node killed without clean-up stops counting when its key expires; the next
+ * node to refresh reaps what it left (and announces those users offline). A user's total is
+ * read over live fields only, and a flip of the total between 0 and >0 against "_on" is what
+ * makes a join or leave event, once, whichever node sees it. (Keys other than KEYS[] are
+ * touched: fine for a standalone Redis, not for a cluster.) */
+#define PRESENCE_KEEP_S   86400 /* the per-user keys' own expiry, refreshed hourly */
+#define PRESENCE_RESYNC_S 3600
+#define PRESENCE_LUA_COMMON                                                                        \
+    "local function live(h)\n"                                                                     \
+    "  local t, f = 0, redis.call('HGETALL', h)\n"                                                 \
+    "  for i = 1, #f, 2 do\n"                                                                      \
+    "    if f[i] ~= '_on' then\n"                                                                  \
+    "      if redis.call('EXISTS', 'rtgate:node:' .. f[i]) == 1 then t = t + tonumber(f[i + 1])\n" \
+    "      else redis.call('HDEL', h, f[i]) end\n"                                                 \
+    "    end\n"                                                                                    \
+    "  end\n"                                                                                      \
+    "  return t\n"                                                                                 \
+    "end\n"                                                                                        \
+    "local function flip(h, t)\n"                                                                  \
+    "  local on = redis.call('HEXISTS', h, '_on') == 1\n"                                          \
+    "  if (t > 0) == on then return 0 end\n"                                                       \
+    "  if t > 0 then redis.call('HSET', h, '_on', '1') return 1 end\n"                             \
+    "  redis.call('HDEL', h, '_on') return 2\n"                                                    \
+    "end\n"
+
+/* KEYS: user hash, node's user set. ARGV: node id, user, connections, keep. Returns 0, or
+ * {1 (join) | 2 (leave), user}. */
+static const char presence_set_lua[] =
+    PRESENCE_LUA_COMMON "local n = tonumber(ARGV[3])\n"
+                        "if n > 0 then\n"
+                        "  redis.call('HSET', KEYS[1], ARGV[1], n)\n"
+                        "  redis.call('SADD', KEYS[2], ARGV[2])\n"
+                        "else\n"
+                        "  redis.call('HDEL', KEYS[1], ARGV[1])\n"
+                        "  redis.call('SREM', KEYS[2], ARGV[2])\n"
+                        "end\n"
+                        "local t = live(KEYS[1])\n"
+                        "local r = flip(KEYS[1], t)\n"
+                        "if t > 0 then\n"
+                        "  redis.call('EXPIRE', KEYS[1], ARGV[4])\n"
+                        "  redis.call('EXPIRE', KEYS[2], ARGV[4])\n"
+                        "end\n"
+                        "if r == 0 then return 0 end\n"
+                        "return {r, ARGV[2]}\n";
+
+/* KEYS: user hashes. Returns their live totals. */
+static const char presence_get_lua[] =
+    PRESENCE_LUA_COMMON "local out = {}\n"
+                        "for i, h in ipairs(KEYS) do out[i] = live(h) end\n"
+                        "return out\n";
+
+/* KEYS: node key, node list. ARGV: ttl ms, node id. Returns 1 when this node was not
+ * registered (first time, Redis lost it, or it was reaped): its counts must be written again. */
+static const char presence_beat_lua[] =
+    "if redis.call('SET', KEYS[1], '1', 'PX', ARGV[1], 'XX') then return 0 end\n"
+    "redis.call('SET', KEYS[1], '1', 'PX', ARGV[1])\n"
+    "redis.call('SADD', KEYS[2], ARGV[2])\n"
+    "return 1\n";
+
+/* KEYS: node list. Removes what dead nodes left; returns the users that went offline. */
+static const char presence_reap_lua[] =
+    PRESENCE_LUA_COMMON "local out = {}\n"
+                        "for _, nid in ipairs(redis.call('SMEMBERS', KEYS[1])) do\n"
+                        "  if redis.call('EXISTS', 'rtgate:node:' .. nid) == 0 then\n"
+                        "    local uk = 'rtgate:node:' .. nid .. ':users'\n"
+                        "    for _, u in ipairs(redis.call('SMEMBERS', uk)) do\n"
+                        "      local h = 'rtgate:presence:' .. u\n"
+                        "      redis.call('HDEL', h, nid)\n"
+                        "      if flip(h, live(h)) == 2 then out[#out + 1] = u end\n"
+                        "    end\n"
+                        "    redis.call('DEL', uk)\n"
+                        "    redis.call('SREM', KEYS[1], nid)\n"
+                        "  end\n"
+                        "end\n"
+                        "return out\n";
+
 enum rb_state { RB_DOWN, RB_CONNECTING, RB_READY, RB_CLOSED };
 
 struct pending_op {
@@ -130,6 +211,13 @@ struct rb_pub { /* a publish in flight */
     uint64_t sent_ns;
 };
 
+struct rb_pres { /* a presence read in flight */
+    struct redis_backplane *rb;
+    backplane_presence_fn *fn; /* NULL once cancelled */
+    void *ud;
+    size_t n;
+};
+
 struct redis_backplane {
     struct backplane bp;
     struct hub *hub;
@@ -145,6 +233,10 @@ struct redis_backplane {
     struct pending_op *ops;
     size_t n_ops, cap_ops;
     char publish_sha[48], history_sha[48];
+    char pset_sha[48], pget_sha[48], pbeat_sha[48], preap_sha[48];
+    char node_id[17];      /* presence: this process, random hex */
+    uv_timer_t pres_tick;  /* presence: refresh, reap, hourly resync */
+    uint64_t pres_sync_ms; /* when the counts were last all written */
     size_t n_inflight;
     unsigned n_handles; /* timers not yet closed */
     uint64_t n_bad_sig, n_bad_sig_logged, bad_sig_logged_ms;
@@ -152,6 +244,8 @@ struct redis_backplane {
 
 static void connect_missing(struct redis_backplane *rb);
 static void flush_ops(struct redis_backplane *rb);
+static void presence_beat(struct redis_backplane *rb);
+static void resync(struct redis_backplane *rb);
 
 static void free_ctx(redisAsyncContext **acp)
 {
@@ -291,6 +385,10 @@ static void become_ready(struct redis_backplane *rb)
         hub_for_each_topic(rb->hub, resubscribe_one, rb);
     }
     flush_ops(rb);
+    /* register the node, then write every count: changes made while Redis was away were
+     * not sent (a script runs after the one before it on this connection) */
+    presence_beat(rb);
+    resync(rb);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -376,6 +474,17 @@ static void connect_missing(struct redis_backplane *rb)
         redisAsyncCommand(rb->cmd, on_setup_reply, rb->publish_sha, "SCRIPT LOAD %s", publish_lua);
         redisAsyncCommand(rb->cmd, on_setup_reply, rb->history_sha, "SCRIPT LOAD %s", history_lua);
         rb->cmd_setup += 2;
+        if (rb->cf->presence_enabled) {
+            redisAsyncCommand(rb->cmd, on_setup_reply, rb->pset_sha, "SCRIPT LOAD %s",
+                              presence_set_lua);
+            redisAsyncCommand(rb->cmd, on_setup_reply, rb->pget_sha, "SCRIPT LOAD %s",
+                              presence_get_lua);
+            redisAsyncCommand(rb->cmd, on_setup_reply, rb->pbeat_sha, "SCRIPT LOAD %s",
+                              presence_beat_lua);
+            redisAsyncCommand(rb->cmd, on_setup_reply, rb->preap_sha, "SCRIPT LOAD %s",
+                              presence_reap_lua);
+            rb->cmd_setup += 4;
+        }
     }
     if (rb->sub_setup == 0 && rb->cmd_setup == 0)
         return become_ready(rb); /* nothing was missing after all */
@@ -600,6 +709,12 @@ static void check_noscript(struct redis_backplane *rb, const redisReply *r)
         log_warn("backplane: redis lost our scripts, reloading them");
         redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", publish_lua);
         redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", history_lua);
+        if (rb->cf->presence_enabled) {
+            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_set_lua);
+            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_get_lua);
+            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_beat_lua);
+            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_reap_lua);
+        }
     }
 }
 
@@ -788,6 +903,173 @@ static void rb_cancel(struct backplane *bp, void *req)
         q->fn = NULL; /* freed when its reply (or the disconnect) arrives */
 }
 
+/* ---- presence ---- */
+
+static void on_presence_set(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_backplane *rb = ac->data;
+    redisReply *r = reply;
+
+    if (!rb || !r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        check_noscript(rb, r);
+        log_warn("backplane: presence update refused by redis: %s", r->str);
+        return;
+    }
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING)
+        presence_changed(rb->bp.presence, r->element[1]->str, r->element[1]->len,
+                         r->element[0]->integer == 1);
+}
+
+static void send_presence(struct redis_backplane *rb, const char *user, size_t len, unsigned conns)
+{
+    if (rb->state != RB_READY || !rb->cmd || !rb->cf->presence_enabled)
+        return; /* written again, all of it, once Redis is back (presence_beat) */
+    redisAsyncCommand(rb->cmd, on_presence_set, NULL,
+                      "EVALSHA %s 2 rtgate:presence:%b rtgate:node:%s:users %s %b %u %u",
+                      rb->pset_sha, user, len, rb->node_id, rb->node_id, user, len, conns,
+                      (unsigned)PRESENCE_KEEP_S);
+}
+
+static void resync_one(void *ud, const char *user, size_t len, unsigned conns)
+{
+    send_presence(ud, user, len, conns);
+}
+
+static void resync(struct redis_backplane *rb)
+{
+    rb->pres_sync_ms = util_now_ms();
+    if (rb->bp.presence)
+        presence_for_each(rb->bp.presence, resync_one, rb);
+}
+
+static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_backplane *rb = ac->data;
+    redisReply *r = reply;
+
+    if (!rb || !r)
+        return;
+    if (r->type == REDIS_REPLY_ERROR) {
+        check_noscript(rb, r);
+        log_warn("backplane: presence refresh refused by redis: %s", r->str);
+    } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+        resync(rb); /* Redis did not know this node (any more) */
+    }
+}
+
+static void on_reap(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_backplane *rb = ac->data;
+    redisReply *r = reply;
+
+    if (!rb || !r || r->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i < r->elements; i++)
+        if (r->element[i]->type == REDIS_REPLY_STRING)
+            presence_changed(rb->bp.presence, r->element[i]->str, r->element[i]->len, 0);
+}
+
+static void presence_beat(struct redis_backplane *rb)
+{
+    uint64_t ttl_ms = (uint64_t)rb->cf->presence_ttl_s * 1000;
+
+    if (rb->state != RB_READY || !rb->cmd || !rb->cf->presence_enabled)
+        return;
+    redisAsyncCommand(rb->cmd, on_beat, NULL, "EVALSHA %s 2 rtgate:node:%s rtgate:nodes %llu %s",
+                      rb->pbeat_sha, rb->node_id, (unsigned long long)ttl_ms, rb->node_id);
+    redisAsyncCommand(rb->cmd, on_reap, NULL, "EVALSHA %s 1 rtgate:nodes", rb->preap_sha);
+    if (util_now_ms() >= rb->pres_sync_ms + PRESENCE_RESYNC_S * 1000ULL)
+        resync(rb); /* the per-user keys expire after PRESENCE_KEEP_S unless written */
+}
+
+static void on_pres_tick(uv_timer_t *t)
+{
+    presence_beat(t->data);
+}
+
+static void rb_presence_set(struct backplane *bp, const char *user, size_t len, unsigned conns)
+{
+    send_presence(container_of(bp, struct redis_backplane, bp), user, len, conns);
+}
+
+static void on_presence_get(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rb_pres *q = priv;
+    redisReply *r = reply;
+    unsigned conns[PRESENCE_MAX_USERS];
+
+    q->rb->n_inflight--;
+    if (!q->fn) {
+        xfree(q);
+        return;
+    }
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != q->n) {
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            check_noscript(q->rb, r);
+            log_warn("backplane: presence read refused by redis: %s", r->str);
+        }
+        q->fn(q->ud, -1, NULL);
+        xfree(q);
+        return;
+    }
+    for (size_t i = 0; i < q->n; i++)
+        conns[i] = r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer > 0
+                       ? (unsigned)r->element[i]->integer
+                       : 0;
+    q->fn(q->ud, 0, conns);
+    xfree(q);
+}
+
+static void *rb_presence_get(struct backplane *bp, const char *const *users, const size_t *lens,
+                             size_t n, backplane_presence_fn *fn, void *ud)
+{
+    struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
+    const char *argv[3 + PRESENCE_MAX_USERS];
+    size_t alens[3 + PRESENCE_MAX_USERS];
+    char keys[PRESENCE_MAX_USERS][TOPIC_ID_MAX + 17], nkeys[16];
+    struct rb_pres *q;
+
+    if (rb->state != RB_READY || !rb->cmd || n == 0 || n > PRESENCE_MAX_USERS ||
+        rb->n_inflight >= rb->cf->redis_max_pending) {
+        fn(ud, -1, NULL);
+        return NULL;
+    }
+    snprintf(nkeys, sizeof(nkeys), "%zu", n);
+    argv[0] = "EVALSHA", argv[1] = rb->pget_sha, argv[2] = nkeys;
+    for (int i = 0; i < 3; i++)
+        alens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(keys[i], sizeof(keys[i]), "rtgate:presence:%.*s", (int)lens[i], users[i]);
+
+        argv[3 + i] = keys[i];
+        alens[3 + i] = (size_t)k;
+    }
+    q = xcalloc(1, sizeof(*q));
+    q->rb = rb;
+    q->fn = fn;
+    q->ud = ud;
+    q->n = n;
+    rb->n_inflight++;
+    if (redisAsyncCommandArgv(rb->cmd, on_presence_get, q, (int)(3 + n), argv, alens) != REDIS_OK) {
+        rb->n_inflight--;
+        xfree(q);
+        fn(ud, -1, NULL);
+        return NULL;
+    }
+    return q;
+}
+
+static void rb_presence_cancel(struct backplane *bp, void *req)
+{
+    struct rb_pres *q = req;
+
+    if (q)
+        q->fn = NULL; /* freed when its reply (or the disconnect) arrives */
+}
+
 static int rb_is_ready(struct backplane *bp)
 {
     return container_of(bp, struct redis_backplane, bp)->state == RB_READY;
@@ -810,6 +1092,7 @@ static void rb_close(struct backplane *bp)
     uv_close((uv_handle_t *)&rb->retry, on_timer_closed);
     uv_close((uv_handle_t *)&rb->timeout, on_timer_closed);
     uv_close((uv_handle_t *)&rb->later, on_timer_closed);
+    uv_close((uv_handle_t *)&rb->pres_tick, on_timer_closed);
     /* pending replies are answered (NULL) from inside: their owners were detached already */
     free_ctx(&rb->sub);
     free_ctx(&rb->cmd);
@@ -838,6 +1121,9 @@ static const struct backplane_ops redis_ops = {
     .is_ready = rb_is_ready,
     .close = rb_close,
     .destroy = rb_destroy,
+    .presence_set = rb_presence_set,
+    .presence_get = rb_presence_get,
+    .presence_cancel = rb_presence_cancel,
 };
 
 struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, struct hub *h,
@@ -852,8 +1138,22 @@ struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, st
     uv_timer_init(loop, &rb->retry);
     uv_timer_init(loop, &rb->timeout);
     uv_timer_init(loop, &rb->later);
-    rb->retry.data = rb->timeout.data = rb->later.data = rb;
-    rb->n_handles = 3;
+    uv_timer_init(loop, &rb->pres_tick);
+    rb->retry.data = rb->timeout.data = rb->later.data = rb->pres_tick.data = rb;
+    rb->n_handles = 4;
+    {
+        unsigned char raw[8] = {0};
+
+        util_random(raw, sizeof(raw));
+        for (size_t i = 0; i < sizeof(raw); i++)
+            snprintf(rb->node_id + 2 * i, 3, "%02x", raw[i]);
+    }
+    rb->pres_sync_ms = util_now_ms();
+    if (cf->presence_enabled) {
+        uint64_t every = (uint64_t)cf->presence_ttl_s * 1000 / 3;
+
+        uv_timer_start(&rb->pres_tick, on_pres_tick, every, every);
+    }
     connect_missing(rb);
     return &rb->bp;
 }

@@ -106,6 +106,12 @@ struct conf {
     char *redis_signing_key;           /* "backplane.signing_key"(_file): HMAC key for messages */
     size_t redis_signing_key_len;      /* between nodes; none by default */
 
+    int presence_enabled;    /* "presence.enabled": count users' connections, default true */
+    uint32_t presence_ttl_s; /* "presence.ttl_s": a node's entries outlive its last refresh by
+                              * this long (refreshed every ttl/3), default 30, 3..3600 */
+    int presence_events;     /* "presence.events": publish join/leave to presence:<user>,
+                              * default false */
+
     char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
                                            * default none (no CORS headers) */
     size_t n_cors_origins;

@@ -492,6 +492,39 @@ static void test_log_section(void **state)
     expect_error("{\"log\":\"json\"," AUTH "}", "x.json: log: must be an object, not a string");
 }
 
+static void test_presence_section(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_int_equal(cf.presence_enabled, 1);
+    assert_int_equal(cf.presence_ttl_s, 30);
+    assert_int_equal(cf.presence_events, 0);
+    expect_ok(&cf, "{\"presence\":{\"enabled\":false,\"ttl_s\":3,\"events\":true}," AUTH "}");
+    assert_int_equal(cf.presence_enabled, 0);
+    assert_int_equal(cf.presence_ttl_s, 3);
+    assert_int_equal(cf.presence_events, 1);
+    conf_release(&cf);
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"presence\":{\"ttl_s\":3600}," AUTH "}");
+    assert_int_equal(cf.presence_enabled, 1);
+    assert_int_equal(cf.presence_ttl_s, 3600);
+    conf_release(&cf);
+
+    expect_error("{\"presence\":{\"ttl_s\":2}," AUTH "}",
+                 "x.json: presence.ttl_s: must be an integer from 3 to 3600");
+    expect_error("{\"presence\":{\"ttl_s\":3601}," AUTH "}",
+                 "x.json: presence.ttl_s: must be an integer from 3 to 3600");
+    expect_error("{\"presence\":{\"events\":1}," AUTH "}",
+                 "x.json: presence.events: must be true or false, not an integer");
+    expect_error("{\"presence\":{\"enabled\":\"no\"}," AUTH "}",
+                 "x.json: presence.enabled: must be true or false, not a string");
+    expect_error("{\"presence\":{\"users\":1}," AUTH "}", "x.json: presence.users: unknown key");
+    expect_error("{\"presence\":true," AUTH "}",
+                 "x.json: presence: must be an object, not a boolean");
+}
+
 static void test_listen_address(void **state)
 {
     static const char *const good[] = {"127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "localhost"};
@@ -1384,6 +1417,7 @@ int main(void)
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_log_section),
+        cmocka_unit_test(test_presence_section),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
         cmocka_unit_test(test_ws_idle_not_over_ping),
