@@ -70,9 +70,17 @@ static const char *const auth_keys[] = {
     "audience",   "default_topics",  "default_publish", NULL};
 static const char *const key_keys[] = {
     "kid", "alg", "secret", "secret_file", "public_key", "public_key_file", NULL};
-static const char *const backplane_keys[] = {
-    "type",          "url",         "username",    "password",         "connect_timeout_ms",
-    "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
+static const char *const backplane_keys[] = {"type",
+                                             "url",
+                                             "username",
+                                             "password",
+                                             "connect_timeout_ms",
+                                             "history_ttl_s",
+                                             "max_pending",
+                                             "signing_key",
+                                             "signing_key_file",
+                                             "shards",
+                                             NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 static const char *const presence_keys[] = {"enabled", "ttl_s", "events", NULL};
@@ -660,15 +668,17 @@ static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
     return 0;
 }
 
-/* "redis://[[user]:password@]host[:port][/db]" */
-static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
+/* "redis://[[user]:password@]host[:port][/db]" into @a (whose host is replaced; port and db
+ * keep their values when the URL has none). @key names the key in messages. */
+static int parse_redis_url(struct parse *p, const char *key, const char *url,
+                           struct conf_redis_addr *a)
 {
     const char *h = url + 8, *at, *slash, *colon, *end;
     char *endp;
     long v;
 
     if (strncmp(url, "redis://", 8) != 0)
-        return fail(p, "backplane", "url",
+        return fail(p, "backplane", key,
                     "must start with redis:// (TLS to Redis is not supported)");
     slash = strchr(h, '/');
     end = slash ? slash : h + strlen(h);
@@ -678,32 +688,94 @@ static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
 
         if (c) {
             if (c > h)
-                nc->redis_username = xstrndup(h, (size_t)(c - h));
-            nc->redis_password = xstrndup(c + 1, (size_t)(at - c - 1));
+                a->username = xstrndup(h, (size_t)(c - h));
+            a->password = xstrndup(c + 1, (size_t)(at - c - 1));
         } else {
-            nc->redis_password = xstrndup(h, (size_t)(at - h));
+            a->password = xstrndup(h, (size_t)(at - h));
         }
         h = at + 1;
     }
     /* messages never repeat the URL: it may hold the password */
     colon = memchr(h, ':', (size_t)(end - h));
     if ((colon ? colon : end) == h)
-        return fail(p, "backplane", "url", "no host");
-    xfree(nc->redis_host);
-    nc->redis_host = xstrndup(h, (size_t)((colon ? colon : end) - h));
+        return fail(p, "backplane", key, "no host");
+    xfree(a->host);
+    a->host = xstrndup(h, (size_t)((colon ? colon : end) - h));
     if (colon) {
         v = (colon[1] >= '0' && colon[1] <= '9') ? strtol(colon + 1, &endp, 10) : -1;
         if (v < 1 || v > 65535 || endp != end)
-            return fail(p, "backplane", "url", "bad port (1 to 65535)");
-        nc->redis_port = (int)v;
+            return fail(p, "backplane", key, "bad port (1 to 65535)");
+        a->port = (int)v;
     }
     if (slash && slash[1]) {
         v = (slash[1] >= '0' && slash[1] <= '9') ? strtol(slash + 1, &endp, 10) : -1;
         if (v < 0 || v > 1000000 || *endp)
-            return fail(p, "backplane", "url", "bad database number (0 to 1000000)");
-        nc->redis_db = (int)v;
+            return fail(p, "backplane", key, "bad database number (0 to 1000000)");
+        a->db = (int)v;
     }
     return 0;
+}
+
+/* backplane.url into the redis_* fields. */
+static int parse_main_url(struct parse *p, const char *url, struct conf *nc)
+{
+    struct conf_redis_addr a = {nc->redis_host, nc->redis_port, nc->redis_db, NULL, NULL};
+    int r = parse_redis_url(p, "url", url, &a);
+
+    nc->redis_host = a.host;
+    nc->redis_port = a.port;
+    nc->redis_db = a.db;
+    nc->redis_username = a.username;
+    nc->redis_password = a.password;
+    return r;
+}
+
+static int parse_shards(struct parse *p, json_t *sec, struct conf *nc)
+{
+    json_t *v = json_object_get(sec, "shards"), *x;
+    size_t i;
+    char key[32];
+
+    if (!v)
+        return 0;
+    if (json_object_get(sec, "url"))
+        return fail(p, "backplane", "shards", "give \"url\" or \"shards\", not both");
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(p, "backplane", "shards", "must be a non-empty array of redis:// URLs");
+    if (json_array_size(v) > CONF_MAX_SHARDS)
+        return fail(p, "backplane", "shards", "at most %d shards, not %zu", CONF_MAX_SHARDS,
+                    json_array_size(v));
+    json_array_foreach(v, i, x)
+    {
+        struct conf_redis_addr *a = &nc->redis_shards[i];
+
+        snprintf(key, sizeof(key), "shards[%zu]", i);
+        if (!json_is_string(x))
+            return fail(p, "backplane", key, "must be a string, not %s", type_name(x));
+        a->port = 6379;
+        nc->n_redis_shards = i + 1; /* released from here on */
+        if (parse_redis_url(p, key, json_string_value(x), a) < 0)
+            return -1;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(nc->redis_shards[k].host, a->host) == 0 &&
+                nc->redis_shards[k].port == a->port && nc->redis_shards[k].db == a->db)
+                return fail(p, "backplane", key, "the same server as shards[%zu]", k);
+    }
+    return 0;
+}
+
+/* backplane.username/password for each shard whose URL gave none. */
+static void inherit_credentials(struct conf *nc)
+{
+    for (size_t i = 0; i < nc->n_redis_shards; i++) {
+        struct conf_redis_addr *a = &nc->redis_shards[i];
+
+        if (!a->password && nc->redis_password) {
+            a->password = xstrndup(nc->redis_password, strlen(nc->redis_password));
+            if (!a->username && nc->redis_username)
+                a->username = xstrndup(nc->redis_username, strlen(nc->redis_username));
+        }
+    }
 }
 
 static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
@@ -713,7 +785,7 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
     int r;
 
     r = get_str(p, sec, "backplane", "url", &s, &len);
-    if (r < 0 || (r == 1 && parse_redis_url(p, s, nc) < 0))
+    if (r < 0 || (r == 1 && parse_main_url(p, s, nc) < 0) || parse_shards(p, sec, nc) < 0)
         return -1;
     r = get_str(p, sec, "backplane", "username", &s, &len);
     if (r < 0)
@@ -731,6 +803,7 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
     }
     if (nc->redis_username && !nc->redis_password)
         return fail(p, "backplane", "username", "needs a password");
+    inherit_credentials(nc);
     if (get_u32(p, sec, "backplane", "connect_timeout_ms", 100, 60000,
                 &nc->redis_connect_timeout_ms) < 0 ||
         get_u32(p, sec, "backplane", "history_ttl_s", 1, 31536000, &nc->redis_history_ttl_s) < 0 ||
@@ -1053,6 +1126,26 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_db, "backplane.url");
     KEEP_STR(redis_username, "backplane.username");
     KEEP_STR(redis_password, "backplane.password");
+    if (next->n_redis_shards != cur->n_redis_shards ||
+        memcmp(next->redis_shards, cur->redis_shards, sizeof(cur->redis_shards)) != 0) {
+        struct conf_redis_addr t[CONF_MAX_SHARDS];
+        size_t n = next->n_redis_shards;
+        int same = n == cur->n_redis_shards;
+
+        for (size_t i = 0; same && i < n; i++)
+            same = !str_differs(next->redis_shards[i].host, cur->redis_shards[i].host) &&
+                   next->redis_shards[i].port == cur->redis_shards[i].port &&
+                   next->redis_shards[i].db == cur->redis_shards[i].db &&
+                   !str_differs(next->redis_shards[i].username, cur->redis_shards[i].username) &&
+                   !str_differs(next->redis_shards[i].password, cur->redis_shards[i].password);
+        if (!same)
+            changed("backplane.shards");
+        memcpy(t, next->redis_shards, sizeof(t));
+        memcpy(next->redis_shards, cur->redis_shards, sizeof(t));
+        memcpy(cur->redis_shards, t, sizeof(t));
+        next->n_redis_shards = cur->n_redis_shards;
+        cur->n_redis_shards = n;
+    }
     KEEP_NUM(redis_connect_timeout_ms, "backplane.connect_timeout_ms");
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
@@ -1111,6 +1204,15 @@ void conf_release(struct conf *cf)
     cf->redis_username = NULL;
     free_secret(cf->redis_password);
     cf->redis_password = NULL;
+    for (size_t i = 0; i < cf->n_redis_shards; i++) {
+        struct conf_redis_addr *a = &cf->redis_shards[i];
+
+        xfree(a->host);
+        xfree(a->username);
+        free_secret(a->password);
+        memset(a, 0, sizeof(*a));
+    }
+    cf->n_redis_shards = 0;
     free_secret(cf->redis_signing_key);
     cf->redis_signing_key = NULL;
     cf->redis_signing_key_len = 0;

@@ -33,6 +33,8 @@ void api_metrics(struct http_server *srv, struct metrics_buf *b)
     metrics_put(b, "gauge", "rtgate_backplane_up",
                 "1 while the backplane accepts publishes (always 1 for the local one)",
                 (uint64_t)(!srv->bp || srv->bp->ops->is_ready(srv->bp)));
+    if (srv->bp && srv->bp->ops->metrics)
+        srv->bp->ops->metrics(srv->bp, b);
     metrics_put(b, "counter", "rtgate_log_lines_suppressed_total",
                 "Log lines left out by log.repeat_limit_per_s (each run is summed up in one line)",
                 log_suppressed_total());
@@ -55,6 +57,19 @@ int api_on_get(struct conn *c, const char *path)
             return http_respond(c, 503, NULL, "{\"status\":\"draining\"}", 21, NULL);
         if (srv->bp && !srv->bp->ops->is_ready(srv->bp))
             return http_respond(c, 503, NULL, "{\"status\":\"backplane unavailable\"}", 34, NULL);
+        if (srv->bp && srv->bp->ops->shards) {
+            /* Some shards down: still ready. Every node is equally cut from those topics,
+             * so taking this one out of the balancer would help nobody. */
+            size_t up, n = srv->bp->ops->shards(srv->bp, &up);
+            char body[96];
+            int len;
+
+            if (up < n) {
+                len = snprintf(body, sizeof(body),
+                               "{\"status\":\"degraded\",\"shards\":%zu,\"shards_up\":%zu}", n, up);
+                return http_respond(c, 200, NULL, body, (size_t)len, NULL);
+            }
+        }
         return http_respond(c, 200, NULL, "{\"status\":\"ready\"}", 18, NULL);
     }
     if (strcmp(path, "/metrics") == 0) {

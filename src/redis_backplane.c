@@ -19,6 +19,7 @@
 #include "rtgate/metrics.h"
 #include "rtgate/presence.h"
 #include "rtgate/redis_uv.h"
+#include "rtgate/ring.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
 
@@ -196,7 +197,7 @@ struct pending_op {
 };
 
 struct rb_req { /* a history read in flight */
-    struct redis_backplane *rb;
+    struct shard *sh;
     hub_history_fn *fn; /* NULL once cancelled */
     void *ud;
     uint64_t sent_ns;
@@ -205,24 +206,18 @@ struct rb_req { /* a history read in flight */
 };
 
 struct rb_pub { /* a publish in flight */
-    struct redis_backplane *rb;
+    struct shard *sh;
     hub_publish_fn *cb;
     void *ud;
     uint64_t sent_ns;
 };
 
-struct rb_pres { /* a presence read in flight */
+/* One Redis server and its two connections; a topic lives on exactly one shard. */
+struct shard {
     struct redis_backplane *rb;
-    backplane_presence_fn *fn; /* NULL once cancelled */
-    void *ud;
-    size_t n;
-};
-
-struct redis_backplane {
-    struct backplane bp;
-    struct hub *hub;
-    uv_loop_t *loop;
-    const struct conf *cf;
+    char *host, *username, *password;
+    int port, db;
+    char label[300]; /* "host:port/db": its name on the ring, in logs and metrics */
     redisAsyncContext *sub, *cmd;
     enum rb_state state;
     int sub_setup, cmd_setup; /* setup replies each connection still expects */
@@ -234,18 +229,49 @@ struct redis_backplane {
     size_t n_ops, cap_ops;
     char publish_sha[48], history_sha[48];
     char pset_sha[48], pget_sha[48], pbeat_sha[48], preap_sha[48];
-    char node_id[17];      /* presence: this process, random hex */
-    uv_timer_t pres_tick;  /* presence: refresh, reap, hourly resync */
-    uint64_t pres_sync_ms; /* when the counts were last all written */
     size_t n_inflight;
-    unsigned n_handles; /* timers not yet closed */
+    uint64_t n_published, n_refused, n_reconnects; /* per-shard metrics */
+};
+
+struct redis_backplane {
+    struct backplane bp;
+    struct hub *hub;
+    uv_loop_t *loop;
+    const struct conf *cf;
+    struct shard *shards;
+    size_t n_shards;
+    struct ring *ring;     /* topic -> shard; NULL with one shard */
+    char node_id[17];      /* presence: this process, random hex */
+    uv_timer_t pres_tick;  /* presence: refresh, reap, hourly resync (every shard) */
+    uint64_t pres_sync_ms; /* when the counts were last all written */
+    unsigned n_handles;    /* timers not yet closed */
     uint64_t n_bad_sig, n_bad_sig_logged, bad_sig_logged_ms;
 };
 
-static void connect_missing(struct redis_backplane *rb);
-static void flush_ops(struct redis_backplane *rb);
-static void presence_beat(struct redis_backplane *rb);
-static void resync(struct redis_backplane *rb);
+static struct redis_backplane *top(struct backplane *bp)
+{
+    return container_of(bp, struct redis_backplane, bp);
+}
+
+/* The shard of @topic: the same on every node given the same shards (ring.h). */
+static struct shard *shard_of(struct redis_backplane *rb, const char *topic, size_t len)
+{
+    return rb->ring ? &rb->shards[ring_lookup(rb->ring, topic, len)] : &rb->shards[0];
+}
+
+/* A user's presence lives with its inbox, user:<id>. */
+static struct shard *shard_of_user(struct redis_backplane *rb, const char *user, size_t len)
+{
+    char t[TOPIC_MAX_LEN + 1];
+    int n = topic_format_user(t, sizeof(t), user, len);
+
+    return shard_of(rb, t, n > 0 ? (size_t)n : 0);
+}
+
+static void connect_missing(struct shard *sh);
+static void flush_ops(struct shard *sh);
+static void presence_beat(struct shard *sh);
+static void resync(struct shard *sh);
 
 static void free_ctx(redisAsyncContext **acp)
 {
@@ -265,31 +291,30 @@ static void on_retry(uv_timer_t *t)
 
 /* The two connections fail and come back separately: a dropped subscriber connection does
  * not cut the command connection, whose publishes in flight still get their answers. */
-static void drop(struct redis_backplane *rb, int sub, int cmd, const char *why)
+static void drop(struct shard *sh, int sub, int cmd, const char *why)
 {
     unsigned r = 0;
 
-    if (rb->state == RB_CLOSED)
+    if (sh->state == RB_CLOSED)
         return;
     /* one line per state change, not one per retry */
-    if (rb->state == RB_READY || (!rb->was_ready && rb->backoff_ms == 0))
-        log_warn("backplane: redis %s:%d unavailable (%s); retrying", rb->cf->redis_host,
-                 rb->cf->redis_port, why);
-    rb->state = RB_DOWN;
-    uv_timer_stop(&rb->timeout);
+    if (sh->state == RB_READY || (!sh->was_ready && sh->backoff_ms == 0))
+        log_warn("backplane: redis %s:%d unavailable (%s); retrying", sh->host, sh->port, why);
+    sh->state = RB_DOWN;
+    uv_timer_stop(&sh->timeout);
     if (sub) {
-        free_ctx(&rb->sub);
-        rb->sub_setup = -1;
+        free_ctx(&sh->sub);
+        sh->sub_setup = -1;
     }
     if (cmd) {
-        free_ctx(&rb->cmd);
-        rb->cmd_setup = -1;
+        free_ctx(&sh->cmd);
+        sh->cmd_setup = -1;
     }
-    rb->backoff_ms = rb->backoff_ms ? rb->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (rb->backoff_ms > BACKOFF_MAX_MS)
-        rb->backoff_ms = BACKOFF_MAX_MS;
+    sh->backoff_ms = sh->backoff_ms ? sh->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (sh->backoff_ms > BACKOFF_MAX_MS)
+        sh->backoff_ms = BACKOFF_MAX_MS;
     util_random(&r, sizeof(r));
-    uv_timer_start(&rb->retry, on_retry, r % (rb->backoff_ms + 1), 0); /* full jitter */
+    uv_timer_start(&sh->retry, on_retry, r % (sh->backoff_ms + 1), 0); /* full jitter */
 }
 
 static int is_bad(const redisAsyncContext *ac, int setup)
@@ -299,45 +324,45 @@ static int is_bad(const redisAsyncContext *ac, int setup)
 
 static void on_later(uv_timer_t *t)
 {
-    struct redis_backplane *rb = t->data;
+    struct shard *sh = t->data;
     int bad_sub, bad_cmd;
 
-    if (rb->state == RB_CLOSED)
+    if (sh->state == RB_CLOSED)
         return;
-    bad_sub = rb->state != RB_DOWN && is_bad(rb->sub, rb->sub_setup);
-    bad_cmd = rb->state != RB_DOWN && is_bad(rb->cmd, rb->cmd_setup);
+    bad_sub = sh->state != RB_DOWN && is_bad(sh->sub, sh->sub_setup);
+    bad_cmd = sh->state != RB_DOWN && is_bad(sh->cmd, sh->cmd_setup);
     if (bad_sub || bad_cmd)
-        drop(rb, bad_sub, bad_cmd, "connection lost or refused");
-    else if (rb->state == RB_READY && rb->n_ops)
-        flush_ops(rb);
+        drop(sh, bad_sub, bad_cmd, "connection lost or refused");
+    else if (sh->state == RB_READY && sh->n_ops)
+        flush_ops(sh);
 }
 
 /* From inside a hiredis callback we may not free its context: let the loop do it. */
-static void soon(struct redis_backplane *rb)
+static void soon(struct shard *sh)
 {
-    if (rb->state != RB_CLOSED)
-        uv_timer_start(&rb->later, on_later, 0, 0);
+    if (sh->state != RB_CLOSED)
+        uv_timer_start(&sh->later, on_later, 0, 0);
 }
 
 static void on_timeout(uv_timer_t *t)
 {
-    struct redis_backplane *rb = t->data;
+    struct shard *sh = t->data;
 
-    if (rb->state == RB_CONNECTING)
-        drop(rb, rb->sub_setup != 0, rb->cmd_setup != 0, "connect timed out");
+    if (sh->state == RB_CONNECTING)
+        drop(sh, sh->sub_setup != 0, sh->cmd_setup != 0, "connect timed out");
 }
 
-static void forget(struct redis_backplane *rb, const redisAsyncContext *ac)
+static void forget(struct shard *sh, const redisAsyncContext *ac)
 {
     /* hiredis frees the context after this callback */
-    if (ac == rb->sub) {
-        rb->sub = NULL;
-        rb->sub_setup = -1;
-    } else if (ac == rb->cmd) {
-        rb->cmd = NULL;
-        rb->cmd_setup = -1;
+    if (ac == sh->sub) {
+        sh->sub = NULL;
+        sh->sub_setup = -1;
+    } else if (ac == sh->cmd) {
+        sh->cmd = NULL;
+        sh->cmd_setup = -1;
     }
-    soon(rb);
+    soon(sh);
 }
 
 static void on_disconnect(const redisAsyncContext *ac, int status)
@@ -353,92 +378,96 @@ static void on_connect(const redisAsyncContext *ac, int status)
         forget(ac->data, ac);
 }
 
-static void resubscribe_one(void *ud, const char *topic, size_t len)
+static void push_op(struct shard *sh, const char *topic, size_t len)
 {
-    struct redis_backplane *rb = ud;
-
-    if (rb->n_ops == rb->cap_ops) {
-        rb->cap_ops = rb->cap_ops ? rb->cap_ops * 2 : 16;
-        rb->ops = xrealloc(rb->ops, rb->cap_ops * sizeof(*rb->ops));
+    if (sh->n_ops == sh->cap_ops) {
+        sh->cap_ops = sh->cap_ops ? sh->cap_ops * 2 : 16;
+        sh->ops = xrealloc(sh->ops, sh->cap_ops * sizeof(*sh->ops));
     }
-    rb->ops[rb->n_ops++] = (struct pending_op){1, len, xstrndup(topic, len)};
+    sh->ops[sh->n_ops++] = (struct pending_op){1, len, xstrndup(topic, len)};
 }
 
-static void become_ready(struct redis_backplane *rb)
+static void resubscribe_one(void *ud, const char *topic, size_t len)
 {
-    rb->state = RB_READY;
-    rb->backoff_ms = 0;
-    uv_timer_stop(&rb->timeout);
-    log_notice("backplane: redis %s:%d ready%s", rb->cf->redis_host, rb->cf->redis_port,
-               rb->was_ready ? " again: resubscribing and catching up" : "");
-    if (rb->was_ready)
+    struct shard *sh = ud;
+
+    if (shard_of(sh->rb, topic, len) == sh) /* the hub lists every shard's topics */
+        push_op(sh, topic, len);
+}
+
+static void become_ready(struct shard *sh)
+{
+    sh->state = RB_READY;
+    sh->backoff_ms = 0;
+    uv_timer_stop(&sh->timeout);
+    log_notice("backplane: redis %s:%d ready%s", sh->host, sh->port,
+               sh->was_ready ? " again: resubscribing and catching up" : "");
+    if (sh->was_ready) {
         metrics_inc(M_BACKPLANE_RECONNECTS);
-    rb->was_ready = 1;
-    if (rb->sub_fresh) {
+        sh->n_reconnects++;
+    }
+    sh->was_ready = 1;
+    if (sh->sub_fresh) {
         /* A new subscriber connection has no subscriptions: every topic with local
          * subscribers, again (the hub re-reads what it missed once each is confirmed). What
          * was pending is superseded, unsubscribes included: there is nothing to undo. */
-        rb->sub_fresh = 0;
-        for (size_t i = 0; i < rb->n_ops; i++)
-            xfree(rb->ops[i].topic);
-        rb->n_ops = 0;
-        hub_for_each_topic(rb->hub, resubscribe_one, rb);
+        sh->sub_fresh = 0;
+        for (size_t i = 0; i < sh->n_ops; i++)
+            xfree(sh->ops[i].topic);
+        sh->n_ops = 0;
+        hub_for_each_topic(sh->rb->hub, resubscribe_one, sh);
     }
-    flush_ops(rb);
+    flush_ops(sh);
     /* register the node, then write every count: changes made while Redis was away were
      * not sent (a script runs after the one before it on this connection) */
-    presence_beat(rb);
-    resync(rb);
+    presence_beat(sh);
+    resync(sh);
 }
 
 static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct redis_backplane *rb = ac->data;
+    struct shard *sh = ac->data;
     redisReply *r = reply;
     int *left;
 
-    if (!rb || rb->state == RB_CLOSED)
+    if (!sh || sh->state == RB_CLOSED)
         return;
-    left = ac == rb->sub ? &rb->sub_setup : &rb->cmd_setup;
+    left = ac == sh->sub ? &sh->sub_setup : &sh->cmd_setup;
     if (!r || r->type == REDIS_REPLY_ERROR) {
         if (r)
-            log_err("backplane: redis %s:%d refused setup: %s", rb->cf->redis_host,
-                    rb->cf->redis_port, r->str);
+            log_err("backplane: redis %s:%d refused setup: %s", sh->host, sh->port, r->str);
         *left = -1;
-        soon(rb);
+        soon(sh);
         return;
     }
     if (priv && r->type == REDIS_REPLY_STRING)
-        snprintf(priv, sizeof(rb->publish_sha), "%s", r->str); /* a SCRIPT LOAD sha */
-    if (*left > 0 && --*left == 0 && rb->sub_setup == 0 && rb->cmd_setup == 0)
-        become_ready(rb);
+        snprintf(priv, sizeof(sh->publish_sha), "%s", r->str); /* a SCRIPT LOAD sha */
+    if (*left > 0 && --*left == 0 && sh->sub_setup == 0 && sh->cmd_setup == 0)
+        become_ready(sh);
 }
 
-static int send_auth(struct redis_backplane *rb, redisAsyncContext *ac)
+static int send_auth(struct shard *sh, redisAsyncContext *ac)
 {
-    const struct conf *cf = rb->cf;
-
-    if (!cf->redis_password)
+    if (!sh->password)
         return 0;
-    if (cf->redis_username)
-        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", cf->redis_username,
-                          cf->redis_password);
+    if (sh->username)
+        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s %s", sh->username, sh->password);
     else
-        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", cf->redis_password);
+        redisAsyncCommand(ac, on_setup_reply, NULL, "AUTH %s", sh->password);
     return 1;
 }
 
-static redisAsyncContext *open_ctx(struct redis_backplane *rb)
+static redisAsyncContext *open_ctx(struct shard *sh)
 {
-    redisAsyncContext *ac = redisAsyncConnect(rb->cf->redis_host, rb->cf->redis_port);
+    redisAsyncContext *ac = redisAsyncConnect(sh->host, sh->port);
 
     if (!ac)
         return NULL;
-    if (ac->err || redis_uv_attach(ac, rb->loop) != 0) {
+    if (ac->err || redis_uv_attach(ac, sh->rb->loop) != 0) {
         redisAsyncFree(ac);
         return NULL;
     }
-    ac->data = rb;
+    ac->data = sh;
     redisAsyncSetConnectCallback(ac, on_connect);
     redisAsyncSetDisconnectCallback(ac, on_disconnect);
     return ac;
@@ -448,83 +477,83 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv);
 
 /* (Re)opens whichever connection is missing and sends its set-up: the subscriber gets AUTH
  * (or a PING, to learn it is connected); the command connection AUTH, SELECT, the scripts. */
-static void connect_missing(struct redis_backplane *rb)
+static void connect_missing(struct shard *sh)
 {
-    if (rb->state == RB_CLOSED)
+    if (sh->state == RB_CLOSED)
         return;
-    rb->state = RB_CONNECTING;
-    if (!rb->sub) {
-        if (!(rb->sub = open_ctx(rb)))
-            return drop(rb, 1, 0, "cannot create connection");
-        rb->sub_fresh = 1;
-        rb->sub_setup = send_auth(rb, rb->sub);
-        if (!rb->cf->redis_password) {
-            redisAsyncCommand(rb->sub, on_setup_reply, NULL, "PING");
-            rb->sub_setup++;
+    sh->state = RB_CONNECTING;
+    if (!sh->sub) {
+        if (!(sh->sub = open_ctx(sh)))
+            return drop(sh, 1, 0, "cannot create connection");
+        sh->sub_fresh = 1;
+        sh->sub_setup = send_auth(sh, sh->sub);
+        if (!sh->password) {
+            redisAsyncCommand(sh->sub, on_setup_reply, NULL, "PING");
+            sh->sub_setup++;
         }
     }
-    if (!rb->cmd) {
-        if (!(rb->cmd = open_ctx(rb)))
-            return drop(rb, 0, 1, "cannot create connection");
-        rb->cmd_setup = send_auth(rb, rb->cmd);
-        if (rb->cf->redis_db) {
-            redisAsyncCommand(rb->cmd, on_setup_reply, NULL, "SELECT %d", rb->cf->redis_db);
-            rb->cmd_setup++;
+    if (!sh->cmd) {
+        if (!(sh->cmd = open_ctx(sh)))
+            return drop(sh, 0, 1, "cannot create connection");
+        sh->cmd_setup = send_auth(sh, sh->cmd);
+        if (sh->db) {
+            redisAsyncCommand(sh->cmd, on_setup_reply, NULL, "SELECT %d", sh->db);
+            sh->cmd_setup++;
         }
-        redisAsyncCommand(rb->cmd, on_setup_reply, rb->publish_sha, "SCRIPT LOAD %s", publish_lua);
-        redisAsyncCommand(rb->cmd, on_setup_reply, rb->history_sha, "SCRIPT LOAD %s", history_lua);
-        rb->cmd_setup += 2;
-        if (rb->cf->presence_enabled) {
-            redisAsyncCommand(rb->cmd, on_setup_reply, rb->pset_sha, "SCRIPT LOAD %s",
+        redisAsyncCommand(sh->cmd, on_setup_reply, sh->publish_sha, "SCRIPT LOAD %s", publish_lua);
+        redisAsyncCommand(sh->cmd, on_setup_reply, sh->history_sha, "SCRIPT LOAD %s", history_lua);
+        sh->cmd_setup += 2;
+        if (sh->rb->cf->presence_enabled) {
+            redisAsyncCommand(sh->cmd, on_setup_reply, sh->pset_sha, "SCRIPT LOAD %s",
                               presence_set_lua);
-            redisAsyncCommand(rb->cmd, on_setup_reply, rb->pget_sha, "SCRIPT LOAD %s",
+            redisAsyncCommand(sh->cmd, on_setup_reply, sh->pget_sha, "SCRIPT LOAD %s",
                               presence_get_lua);
-            redisAsyncCommand(rb->cmd, on_setup_reply, rb->pbeat_sha, "SCRIPT LOAD %s",
+            redisAsyncCommand(sh->cmd, on_setup_reply, sh->pbeat_sha, "SCRIPT LOAD %s",
                               presence_beat_lua);
-            redisAsyncCommand(rb->cmd, on_setup_reply, rb->preap_sha, "SCRIPT LOAD %s",
+            redisAsyncCommand(sh->cmd, on_setup_reply, sh->preap_sha, "SCRIPT LOAD %s",
                               presence_reap_lua);
-            rb->cmd_setup += 4;
+            sh->cmd_setup += 4;
         }
     }
-    if (rb->sub_setup == 0 && rb->cmd_setup == 0)
-        return become_ready(rb); /* nothing was missing after all */
-    uv_timer_start(&rb->timeout, on_timeout, rb->cf->redis_connect_timeout_ms, 0);
+    if (sh->sub_setup == 0 && sh->cmd_setup == 0)
+        return become_ready(sh); /* nothing was missing after all */
+    uv_timer_start(&sh->timeout, on_timeout, sh->rb->cf->redis_connect_timeout_ms, 0);
 }
 
 /* ---- subscriptions ---- */
 
-static void add_op(struct redis_backplane *rb, int subscribe, const char *topic, size_t len)
+static void add_op(struct shard *sh, int subscribe, const char *topic, size_t len)
 {
     /* Within one loop turn the last word wins: a leave and a join of the same topic cancel.
      * NEEDSWORK: linear in the pending ops; fine for bursts of hundreds, not of 100,000. */
-    for (size_t i = 0; i < rb->n_ops; i++) {
-        struct pending_op *op = &rb->ops[i];
+    for (size_t i = 0; i < sh->n_ops; i++) {
+        struct pending_op *op = &sh->ops[i];
 
         if (op->len == len && memcmp(op->topic, topic, len) == 0) {
             if (op->subscribe == subscribe)
                 return;
             xfree(op->topic);
-            rb->ops[i] = rb->ops[--rb->n_ops];
-            if (subscribe && rb->state == RB_READY)
-                hub_on_backplane_subscribed(rb->hub, topic, len, 0); /* never left Redis */
+            sh->ops[i] = sh->ops[--sh->n_ops];
+            if (subscribe && sh->state == RB_READY)
+                hub_on_backplane_subscribed(sh->rb->hub, topic, len, 0); /* never left Redis */
             return;
         }
     }
-    resubscribe_one(rb, topic, len);
-    rb->ops[rb->n_ops - 1].subscribe = subscribe;
-    if (rb->state == RB_READY)
-        uv_timer_start(&rb->later, on_later, 0, 0); /* batch: flush once this turn ends */
+    push_op(sh, topic, len);
+    sh->ops[sh->n_ops - 1].subscribe = subscribe;
+    if (sh->state == RB_READY)
+        uv_timer_start(&sh->later, on_later, 0, 0); /* batch: flush once this turn ends */
 }
 
-static void send_batch(struct redis_backplane *rb, int subscribe)
+static void send_batch(struct shard *sh, int subscribe)
 {
     size_t n = 0, k = 1;
     const char **argv;
     size_t *lens;
     char **chans;
 
-    for (size_t i = 0; i < rb->n_ops; i++)
-        n += rb->ops[i].subscribe == subscribe;
+    for (size_t i = 0; i < sh->n_ops; i++)
+        n += sh->ops[i].subscribe == subscribe;
     if (!n)
         return;
     argv = xmalloc((n + 1) * sizeof(*argv));
@@ -532,8 +561,8 @@ static void send_batch(struct redis_backplane *rb, int subscribe)
     chans = xmalloc(n * sizeof(*chans));
     argv[0] = subscribe ? "SUBSCRIBE" : "UNSUBSCRIBE";
     lens[0] = strlen(argv[0]);
-    for (size_t i = 0; i < rb->n_ops; i++) {
-        struct pending_op *op = &rb->ops[i];
+    for (size_t i = 0; i < sh->n_ops; i++) {
+        struct pending_op *op = &sh->ops[i];
 
         if (op->subscribe != subscribe)
             continue;
@@ -543,7 +572,7 @@ static void send_batch(struct redis_backplane *rb, int subscribe)
         k++;
     }
     /* UNSUBSCRIBE replies go to each channel's SUBSCRIBE callback (FACTS.md) */
-    redisAsyncCommandArgv(rb->sub, subscribe ? on_sub_reply : NULL, rb, (int)k, argv, lens);
+    redisAsyncCommandArgv(sh->sub, subscribe ? on_sub_reply : NULL, sh, (int)k, argv, lens);
     for (size_t i = 0; i < n; i++)
         xfree(chans[i]);
     xfree(chans);
@@ -551,32 +580,32 @@ static void send_batch(struct redis_backplane *rb, int subscribe)
     xfree(argv);
 }
 
-static void flush_ops(struct redis_backplane *rb)
+static void flush_ops(struct shard *sh)
 {
-    if (rb->state != RB_READY || !rb->sub)
+    if (sh->state != RB_READY || !sh->sub)
         return;
-    send_batch(rb, 1);
-    send_batch(rb, 0);
-    for (size_t i = 0; i < rb->n_ops; i++)
-        xfree(rb->ops[i].topic);
-    rb->n_ops = 0;
+    send_batch(sh, 1);
+    send_batch(sh, 0);
+    for (size_t i = 0; i < sh->n_ops; i++)
+        xfree(sh->ops[i].topic);
+    sh->n_ops = 0;
 }
 
 static void rb_subscribe(struct backplane *bp, const char *topic, size_t len)
 {
-    add_op(container_of(bp, struct redis_backplane, bp), 1, topic, len);
+    add_op(shard_of(top(bp), topic, len), 1, topic, len);
 }
 
 static void rb_unsubscribe(struct backplane *bp, const char *topic, size_t len)
 {
-    add_op(container_of(bp, struct redis_backplane, bp), 0, topic, len);
+    add_op(shard_of(top(bp), topic, len), 0, topic, len);
 }
 
 /* With backplane.signing_key every message carries HMAC-SHA256(key, topic\nfrom\ndata) in
  * hex, so a process that can reach Redis but not the key cannot inject messages to users.
  * One HMAC per publish and one check per receiving node, never per subscriber. The id is not
  * covered (Redis assigns it); a replayed copy of a genuine message is the residual risk. */
-static void sign(const struct redis_backplane *rb, const char *topic, size_t tlen, const char *from,
+static void sign(const struct shard *sh, const char *topic, size_t tlen, const char *from,
                  size_t flen, const char *data, size_t dlen, char hex[65])
 {
     unsigned char mac[32];
@@ -588,8 +617,8 @@ static void sign(const struct redis_backplane *rb, const char *topic, size_t tle
 
     hex[0] = '\0';
     if (ctx &&
-        EVP_MAC_init(ctx, (const unsigned char *)rb->cf->redis_signing_key,
-                     rb->cf->redis_signing_key_len, params) == 1 &&
+        EVP_MAC_init(ctx, (const unsigned char *)sh->rb->cf->redis_signing_key,
+                     sh->rb->cf->redis_signing_key_len, params) == 1 &&
         EVP_MAC_update(ctx, (const unsigned char *)topic, tlen) == 1 &&
         EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1 &&
         EVP_MAC_update(ctx, (const unsigned char *)from, flen) == 1 &&
@@ -605,33 +634,33 @@ static void sign(const struct redis_backplane *rb, const char *topic, size_t tle
 
 /* 1 if the message may be delivered: no key configured, or its signature is right. Drops
  * are counted and logged once per interval, not per message. */
-static int signature_ok(struct redis_backplane *rb, const char *topic, size_t tlen,
-                        const char *from, size_t flen, const char *data, size_t dlen,
-                        const char *sig, size_t slen)
+static int signature_ok(struct shard *sh, const char *topic, size_t tlen, const char *from,
+                        size_t flen, const char *data, size_t dlen, const char *sig, size_t slen)
 {
     char want[65];
     uint64_t now;
 
-    if (!rb->cf->redis_signing_key)
+    if (!sh->rb->cf->redis_signing_key)
         return 1;
-    sign(rb, topic, tlen, from, flen, data, dlen, want);
+    sign(sh, topic, tlen, from, flen, data, dlen, want);
     if (slen == 64 && want[0] && CRYPTO_memcmp(want, sig, 64) == 0)
         return 1;
-    rb->n_bad_sig++;
+    sh->rb->n_bad_sig++;
     now = util_now_ms();
-    if (now >= rb->bad_sig_logged_ms + 10000) {
+    if (now >= sh->rb->bad_sig_logged_ms + 10000) {
         log_warn("backplane: dropped %llu message(s) with a missing or wrong signature "
                  "(last on '%.*s')",
-                 (unsigned long long)(rb->n_bad_sig - rb->n_bad_sig_logged), (int)tlen, topic);
-        rb->n_bad_sig_logged = rb->n_bad_sig;
-        rb->bad_sig_logged_ms = now;
+                 (unsigned long long)(sh->rb->n_bad_sig - sh->rb->n_bad_sig_logged), (int)tlen,
+                 topic);
+        sh->rb->n_bad_sig_logged = sh->rb->n_bad_sig;
+        sh->rb->bad_sig_logged_ms = now;
     }
     return 0;
 }
 
 /* "<epoch>\n<id>\n<sig>\n<from>\n<data>", as the publish script wrote it */
-static struct msg *parse_payload(struct redis_backplane *rb, const char *topic, size_t tlen,
-                                 const char *p, size_t len, int *forged)
+static struct msg *parse_payload(struct shard *sh, const char *topic, size_t tlen, const char *p,
+                                 size_t len, int *forged)
 {
     const char *end = p + len, *nl1, *nl2, *nl3;
     struct msg_id id;
@@ -648,7 +677,7 @@ static struct msg *parse_payload(struct redis_backplane *rb, const char *topic, 
     nl3 = memchr(nl2 + 1, '\n', (size_t)(end - nl2 - 1));
     if (!nl3)
         return NULL;
-    if (!signature_ok(rb, topic, tlen, nl2 + 1, (size_t)(nl3 - nl2 - 1), nl3 + 1,
+    if (!signature_ok(sh, topic, tlen, nl2 + 1, (size_t)(nl3 - nl2 - 1), nl3 + 1,
                       (size_t)(end - nl3 - 1), nl1 + 1, (size_t)(nl2 - nl1 - 1))) {
         *forged = 1;
         return NULL;
@@ -659,12 +688,12 @@ static struct msg *parse_payload(struct redis_backplane *rb, const char *topic, 
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct redis_backplane *rb = ac->data;
+    struct shard *sh = ac->data;
     redisReply *r = reply, *kind, *chan;
     const char *topic;
     size_t tlen;
 
-    if (!rb || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+    if (!sh || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
         return;
     kind = r->element[0];
     chan = r->element[1];
@@ -675,18 +704,18 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     if (strcmp(kind->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
         int forged;
         struct msg *m =
-            parse_payload(rb, topic, tlen, r->element[2]->str, r->element[2]->len, &forged);
+            parse_payload(sh, topic, tlen, r->element[2]->str, r->element[2]->len, &forged);
 
         if (!m) {
             if (!forged)
                 log_warn("backplane: ignored a malformed message on '%s'", chan->str);
             return;
         }
-        hub_ingest(rb->hub, m);
+        hub_ingest(sh->rb->hub, m);
         msg_unref(m);
     } else if (strcmp(kind->str, "subscribe") == 0) {
         /* resync: after a reconnect the hub re-reads what it missed (a no-op for new topics) */
-        hub_on_backplane_subscribed(rb->hub, topic, tlen, 1);
+        hub_on_backplane_subscribed(sh->rb->hub, topic, tlen, 1);
     }
 }
 
@@ -701,19 +730,19 @@ static int stream_keys(const char *topic, size_t len, char *stream, char *epoch,
     return chan ? topic_format_channel(chan, TOPIC_MAX_LEN + 8, topic, len) : 0;
 }
 
-static void check_noscript(struct redis_backplane *rb, const redisReply *r)
+static void check_noscript(struct shard *sh, const redisReply *r)
 {
     /* the script cache was flushed (SCRIPT FLUSH, a Redis without persistence restarted
      * under us): this request fails, the reload makes the next one work */
-    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && rb->cmd) {
+    if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && sh->cmd) {
         log_warn("backplane: redis lost our scripts, reloading them");
-        redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", publish_lua);
-        redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", history_lua);
-        if (rb->cf->presence_enabled) {
-            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_set_lua);
-            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_get_lua);
-            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_beat_lua);
-            redisAsyncCommand(rb->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_reap_lua);
+        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", publish_lua);
+        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", history_lua);
+        if (sh->rb->cf->presence_enabled) {
+            redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_set_lua);
+            redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_get_lua);
+            redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_beat_lua);
+            redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_reap_lua);
         }
     }
 }
@@ -721,22 +750,24 @@ static void check_noscript(struct redis_backplane *rb, const redisReply *r)
 static void on_published(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct rb_pub *p = priv;
-    struct redis_backplane *rb = p->rb;
+    struct shard *sh = p->sh;
     redisReply *r = reply;
     struct msg_id id;
 
-    rb->n_inflight--;
+    sh->n_inflight--;
     if (r)
         metrics_redis_done(MET_REDIS_PUBLISH, p->sent_ns); /* a reply, not a dropped link */
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_STRING &&
         msg_id_parse(r->element[0]->str, r->element[0]->len, &id) == 0) {
+        sh->n_published++;
         p->cb(p->ud, 0, &id);
     } else {
         if (r && r->type == REDIS_REPLY_ERROR) {
-            check_noscript(rb, r);
+            check_noscript(sh, r);
             log_warn("backplane: publish refused by redis: %s", r->str);
         }
+        sh->n_refused++;
         p->cb(p->ud, -1, NULL);
     }
     xfree(p);
@@ -746,7 +777,7 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
                        size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
                        void *ud)
 {
-    struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
+    struct shard *sh = shard_of(top(bp), topic, len);
     char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], trim[TOPIC_MAX_LEN + 32];
     char chan[TOPIC_MAX_LEN + 8], maxlen[24], ttl[24], sig[65] = "";
     const char *argv[12];
@@ -754,31 +785,32 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
     struct rb_pub *p;
 
     /* refused, never accepted and dropped: not connected, or too much already in flight */
-    if (rb->state != RB_READY || !rb->cmd || rb->n_inflight >= rb->cf->redis_max_pending) {
+    if (sh->state != RB_READY || !sh->cmd || sh->n_inflight >= sh->rb->cf->redis_max_pending) {
+        sh->n_refused++;
         cb(ud, -1, NULL);
         return;
     }
     stream_keys(topic, len, stream, epoch, trim, chan);
-    snprintf(maxlen, sizeof(maxlen), "%zu", rb->cf->history_size);
-    snprintf(ttl, sizeof(ttl), "%u", rb->cf->redis_history_ttl_s);
-    argv[0] = "EVALSHA", argv[1] = rb->publish_sha, argv[2] = "3", argv[3] = stream,
+    snprintf(maxlen, sizeof(maxlen), "%zu", sh->rb->cf->history_size);
+    snprintf(ttl, sizeof(ttl), "%u", sh->rb->cf->redis_history_ttl_s);
+    argv[0] = "EVALSHA", argv[1] = sh->publish_sha, argv[2] = "3", argv[3] = stream,
     argv[4] = epoch, argv[5] = trim, argv[6] = chan, argv[7] = maxlen, argv[8] = ttl,
     argv[9] = from, argv[10] = data, argv[11] = sig;
-    if (rb->cf->redis_signing_key)
-        sign(rb, topic, len, from, from_len, data, data_len, sig);
+    if (sh->rb->cf->redis_signing_key)
+        sign(sh, topic, len, from, from_len, data, data_len, sig);
     for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     lens[9] = from_len;
     lens[10] = data_len;
     lens[11] = strlen(sig);
     p = xcalloc(1, sizeof(*p));
-    p->rb = rb;
+    p->sh = sh;
     p->cb = cb;
     p->ud = ud;
     p->sent_ns = metrics_mono_ns();
-    rb->n_inflight++;
-    if (redisAsyncCommandArgv(rb->cmd, on_published, p, 12, argv, lens) != REDIS_OK) {
-        rb->n_inflight--;
+    sh->n_inflight++;
+    if (redisAsyncCommandArgv(sh->cmd, on_published, p, 12, argv, lens) != REDIS_OK) {
+        sh->n_inflight--;
         xfree(p);
         cb(ud, -1, NULL);
     }
@@ -802,12 +834,12 @@ static int str_el(const redisReply *r, size_t i)
 static void on_history(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct rb_req *q = priv;
-    struct redis_backplane *rb = q->rb;
+    struct shard *sh = q->sh;
     redisReply *r = reply;
     struct hub_history res;
     size_t n;
 
-    rb->n_inflight--;
+    sh->n_inflight--;
     if (r)
         metrics_redis_done(MET_REDIS_HISTORY, q->sent_ns);
     if (!q->fn) {
@@ -816,7 +848,7 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
     }
     if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 4 ||
         !str_el(r, 0) || r->element[0]->len != MSG_EPOCH_LEN || !str_el(r, 1)) {
-        check_noscript(rb, r);
+        check_noscript(sh, r);
         if (r && r->type == REDIS_REPLY_ERROR)
             log_warn("backplane: history read refused by redis: %s", r->str);
         fail_history(q->fn, q->ud);
@@ -838,7 +870,7 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
             e[2]->type != REDIS_REPLY_STRING || e[3]->type != REDIS_REPLY_STRING ||
             msg_id_parse(e[0]->str, e[0]->len, &id))
             continue;
-        if (!signature_ok(rb, q->topic, q->len, e[1]->str, e[1]->len, e[2]->str, e[2]->len,
+        if (!signature_ok(sh, q->topic, q->len, e[1]->str, e[1]->len, e[2]->str, e[2]->len,
                           e[3]->str, e[3]->len))
             continue; /* an injected history entry is skipped like a live one */
         res.msgs[res.n++] = msg_new(q->topic, q->len, res.epoch, id, id.ms, e[1]->str, e[1]->len,
@@ -854,15 +886,15 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
 static void *rb_history(struct backplane *bp, const char *topic, size_t len,
                         const struct cursor_pos *from, size_t max, hub_history_fn *fn, void *ud)
 {
-    struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
+    struct shard *sh = shard_of(top(bp), topic, len);
     char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], trim[TOPIC_MAX_LEN + 32];
     char after[MSG_ID_STR_MAX], count[24], cepoch[MSG_EPOCH_LEN + 1];
-    size_t cap = rb->cf->history_size + 1; /* a page; the hub reads on when there is more */
+    size_t cap = sh->rb->cf->history_size + 1; /* a page; the hub reads on when there is more */
     const char *argv[9];
     size_t lens[9];
     struct rb_req *q;
 
-    if (rb->state != RB_READY || !rb->cmd || len > TOPIC_MAX_LEN) {
+    if (sh->state != RB_READY || !sh->cmd || len > TOPIC_MAX_LEN) {
         fail_history(fn, ud);
         return NULL;
     }
@@ -874,20 +906,20 @@ static void *rb_history(struct backplane *bp, const char *topic, size_t len,
         memcpy(cepoch, from->epoch, MSG_EPOCH_LEN);
     }
     snprintf(count, sizeof(count), "%zu", max < cap ? max : cap);
-    argv[0] = "EVALSHA", argv[1] = rb->history_sha, argv[2] = "3", argv[3] = stream,
+    argv[0] = "EVALSHA", argv[1] = sh->history_sha, argv[2] = "3", argv[3] = stream,
     argv[4] = epoch, argv[5] = trim, argv[6] = after, argv[7] = count, argv[8] = cepoch;
     for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     q = xcalloc(1, sizeof(*q));
-    q->rb = rb;
+    q->sh = sh;
     q->fn = fn;
     q->ud = ud;
     q->len = len;
     q->sent_ns = metrics_mono_ns();
     memcpy(q->topic, topic, len);
-    rb->n_inflight++;
-    if (redisAsyncCommandArgv(rb->cmd, on_history, q, 9, argv, lens) != REDIS_OK) {
-        rb->n_inflight--;
+    sh->n_inflight++;
+    if (redisAsyncCommandArgv(sh->cmd, on_history, q, 9, argv, lens) != REDIS_OK) {
+        sh->n_inflight--;
         xfree(q);
         fail_history(fn, ud);
         return NULL;
@@ -907,159 +939,234 @@ static void rb_cancel(struct backplane *bp, void *req)
 
 static void on_presence_set(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct redis_backplane *rb = ac->data;
+    struct shard *sh = ac->data;
     redisReply *r = reply;
 
-    if (!rb || !r)
+    if (!sh || !r)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
-        check_noscript(rb, r);
+        check_noscript(sh, r);
         log_warn("backplane: presence update refused by redis: %s", r->str);
         return;
     }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING)
-        presence_changed(rb->bp.presence, r->element[1]->str, r->element[1]->len,
+        presence_changed(sh->rb->bp.presence, r->element[1]->str, r->element[1]->len,
                          r->element[0]->integer == 1);
 }
 
-static void send_presence(struct redis_backplane *rb, const char *user, size_t len, unsigned conns)
+static void send_presence(struct shard *sh, const char *user, size_t len, unsigned conns)
 {
-    if (rb->state != RB_READY || !rb->cmd || !rb->cf->presence_enabled)
+    if (sh->state != RB_READY || !sh->cmd || !sh->rb->cf->presence_enabled)
         return; /* written again, all of it, once Redis is back (presence_beat) */
-    redisAsyncCommand(rb->cmd, on_presence_set, NULL,
+    redisAsyncCommand(sh->cmd, on_presence_set, NULL,
                       "EVALSHA %s 2 rtgate:presence:%b rtgate:node:%s:users %s %b %u %u",
-                      rb->pset_sha, user, len, rb->node_id, rb->node_id, user, len, conns,
+                      sh->pset_sha, user, len, sh->rb->node_id, sh->rb->node_id, user, len, conns,
                       (unsigned)PRESENCE_KEEP_S);
 }
 
 static void resync_one(void *ud, const char *user, size_t len, unsigned conns)
 {
-    send_presence(ud, user, len, conns);
+    struct shard *sh = ud;
+
+    if (shard_of_user(sh->rb, user, len) == sh)
+        send_presence(sh, user, len, conns);
 }
 
-static void resync(struct redis_backplane *rb)
+/* Writes every count this node holds for the users placed on @sh. */
+static void resync(struct shard *sh)
 {
-    rb->pres_sync_ms = util_now_ms();
-    if (rb->bp.presence)
-        presence_for_each(rb->bp.presence, resync_one, rb);
+    if (sh->rb->bp.presence)
+        presence_for_each(sh->rb->bp.presence, resync_one, sh);
 }
 
 static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct redis_backplane *rb = ac->data;
+    struct shard *sh = ac->data;
     redisReply *r = reply;
 
-    if (!rb || !r)
+    if (!sh || !r)
         return;
     if (r->type == REDIS_REPLY_ERROR) {
-        check_noscript(rb, r);
+        check_noscript(sh, r);
         log_warn("backplane: presence refresh refused by redis: %s", r->str);
     } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
-        resync(rb); /* Redis did not know this node (any more) */
+        resync(sh); /* Redis did not know this node (any more) */
     }
 }
 
 static void on_reap(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct redis_backplane *rb = ac->data;
+    struct shard *sh = ac->data;
     redisReply *r = reply;
 
-    if (!rb || !r || r->type != REDIS_REPLY_ARRAY)
+    if (!sh || !r || r->type != REDIS_REPLY_ARRAY)
         return;
     for (size_t i = 0; i < r->elements; i++)
         if (r->element[i]->type == REDIS_REPLY_STRING)
-            presence_changed(rb->bp.presence, r->element[i]->str, r->element[i]->len, 0);
+            presence_changed(sh->rb->bp.presence, r->element[i]->str, r->element[i]->len, 0);
 }
 
-static void presence_beat(struct redis_backplane *rb)
+static void presence_beat(struct shard *sh)
 {
-    uint64_t ttl_ms = (uint64_t)rb->cf->presence_ttl_s * 1000;
+    uint64_t ttl_ms = (uint64_t)sh->rb->cf->presence_ttl_s * 1000;
 
-    if (rb->state != RB_READY || !rb->cmd || !rb->cf->presence_enabled)
+    if (sh->state != RB_READY || !sh->cmd || !sh->rb->cf->presence_enabled)
         return;
-    redisAsyncCommand(rb->cmd, on_beat, NULL, "EVALSHA %s 2 rtgate:node:%s rtgate:nodes %llu %s",
-                      rb->pbeat_sha, rb->node_id, (unsigned long long)ttl_ms, rb->node_id);
-    redisAsyncCommand(rb->cmd, on_reap, NULL, "EVALSHA %s 1 rtgate:nodes", rb->preap_sha);
-    if (util_now_ms() >= rb->pres_sync_ms + PRESENCE_RESYNC_S * 1000ULL)
-        resync(rb); /* the per-user keys expire after PRESENCE_KEEP_S unless written */
+    redisAsyncCommand(sh->cmd, on_beat, NULL, "EVALSHA %s 2 rtgate:node:%s rtgate:nodes %llu %s",
+                      sh->pbeat_sha, sh->rb->node_id, (unsigned long long)ttl_ms, sh->rb->node_id);
+    redisAsyncCommand(sh->cmd, on_reap, NULL, "EVALSHA %s 1 rtgate:nodes", sh->preap_sha);
 }
 
+/* Every shard keeps its own liveness key of this node, and reaps its own dead nodes. */
 static void on_pres_tick(uv_timer_t *t)
 {
-    presence_beat(t->data);
+    struct redis_backplane *rb = t->data;
+    int all = util_now_ms() >= rb->pres_sync_ms + PRESENCE_RESYNC_S * 1000ULL;
+
+    if (all)
+        rb->pres_sync_ms = util_now_ms(); /* per-user keys expire after PRESENCE_KEEP_S */
+    for (size_t i = 0; i < rb->n_shards; i++) {
+        presence_beat(&rb->shards[i]);
+        if (all)
+            resync(&rb->shards[i]);
+    }
 }
 
 static void rb_presence_set(struct backplane *bp, const char *user, size_t len, unsigned conns)
 {
-    send_presence(container_of(bp, struct redis_backplane, bp), user, len, conns);
+    struct redis_backplane *rb = top(bp);
+
+    send_presence(shard_of_user(rb, user, len), user, len, conns);
+}
+
+/* A lookup over several shards: one read per shard that holds some of the users, answered
+ * once all are back (any failure fails the whole lookup). */
+struct rb_pres {
+    backplane_presence_fn *fn; /* NULL once cancelled */
+    void *ud;
+    size_t n, parts_left;
+    int failed;
+    unsigned conns[PRESENCE_MAX_USERS];
+};
+
+struct rb_pres_part {
+    struct rb_pres *q;
+    struct shard *sh;
+    size_t n;
+    unsigned char idx[PRESENCE_MAX_USERS]; /* where each answer goes in q->conns */
+};
+
+static void pres_part_done(struct rb_pres *q)
+{
+    if (--q->parts_left)
+        return;
+    if (q->fn)
+        q->fn(q->ud, q->failed ? -1 : 0, q->failed ? NULL : q->conns);
+    xfree(q);
 }
 
 static void on_presence_get(redisAsyncContext *ac, void *reply, void *priv)
 {
-    struct rb_pres *q = priv;
+    struct rb_pres_part *part = priv;
+    struct rb_pres *q = part->q;
     redisReply *r = reply;
-    unsigned conns[PRESENCE_MAX_USERS];
 
-    q->rb->n_inflight--;
-    if (!q->fn) {
-        xfree(q);
-        return;
-    }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != q->n) {
+    part->sh->n_inflight--;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != part->n) {
         if (r && r->type == REDIS_REPLY_ERROR) {
-            check_noscript(q->rb, r);
+            check_noscript(part->sh, r);
             log_warn("backplane: presence read refused by redis: %s", r->str);
         }
-        q->fn(q->ud, -1, NULL);
-        xfree(q);
-        return;
+        q->failed = 1;
+    } else {
+        for (size_t i = 0; i < part->n; i++)
+            q->conns[part->idx[i]] =
+                r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer > 0
+                    ? (unsigned)r->element[i]->integer
+                    : 0;
     }
-    for (size_t i = 0; i < q->n; i++)
-        conns[i] = r->element[i]->type == REDIS_REPLY_INTEGER && r->element[i]->integer > 0
-                       ? (unsigned)r->element[i]->integer
-                       : 0;
-    q->fn(q->ud, 0, conns);
-    xfree(q);
+    xfree(part);
+    pres_part_done(q);
+}
+
+static int send_part(struct rb_pres_part *part, const char *const *users, const size_t *lens)
+{
+    struct shard *sh = part->sh;
+    const char *argv[3 + PRESENCE_MAX_USERS];
+    size_t alens[3 + PRESENCE_MAX_USERS];
+    char keys[PRESENCE_MAX_USERS][TOPIC_ID_MAX + 17], nkeys[16];
+
+    snprintf(nkeys, sizeof(nkeys), "%zu", part->n);
+    argv[0] = "EVALSHA", argv[1] = sh->pget_sha, argv[2] = nkeys;
+    for (int i = 0; i < 3; i++)
+        alens[i] = strlen(argv[i]);
+    for (size_t i = 0; i < part->n; i++) {
+        size_t u = part->idx[i];
+        int k = snprintf(keys[i], sizeof(keys[i]), "rtgate:presence:%.*s", (int)lens[u], users[u]);
+
+        argv[3 + i] = keys[i];
+        alens[3 + i] = (size_t)k;
+    }
+    sh->n_inflight++;
+    if (redisAsyncCommandArgv(sh->cmd, on_presence_get, part, (int)(3 + part->n), argv, alens) !=
+        REDIS_OK) {
+        sh->n_inflight--;
+        return -1;
+    }
+    return 0;
 }
 
 static void *rb_presence_get(struct backplane *bp, const char *const *users, const size_t *lens,
                              size_t n, backplane_presence_fn *fn, void *ud)
 {
-    struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
-    const char *argv[3 + PRESENCE_MAX_USERS];
-    size_t alens[3 + PRESENCE_MAX_USERS];
-    char keys[PRESENCE_MAX_USERS][TOPIC_ID_MAX + 17], nkeys[16];
+    struct redis_backplane *rb = top(bp);
+    struct rb_pres_part *parts[CONF_MAX_SHARDS] = {0};
+    unsigned char where[PRESENCE_MAX_USERS];
     struct rb_pres *q;
 
-    if (rb->state != RB_READY || !rb->cmd || n == 0 || n > PRESENCE_MAX_USERS ||
-        rb->n_inflight >= rb->cf->redis_max_pending) {
-        fn(ud, -1, NULL);
-        return NULL;
-    }
-    snprintf(nkeys, sizeof(nkeys), "%zu", n);
-    argv[0] = "EVALSHA", argv[1] = rb->pget_sha, argv[2] = nkeys;
-    for (int i = 0; i < 3; i++)
-        alens[i] = strlen(argv[i]);
+    if (n == 0 || n > PRESENCE_MAX_USERS)
+        goto refuse;
     for (size_t i = 0; i < n; i++) {
-        int k = snprintf(keys[i], sizeof(keys[i]), "rtgate:presence:%.*s", (int)lens[i], users[i]);
+        struct shard *sh = shard_of_user(rb, users[i], lens[i]);
 
-        argv[3 + i] = keys[i];
-        alens[3 + i] = (size_t)k;
+        if (sh->state != RB_READY || !sh->cmd || sh->n_inflight >= rb->cf->redis_max_pending)
+            goto refuse; /* nothing sent yet: refuse the whole lookup at once */
+        where[i] = (unsigned char)(sh - rb->shards);
     }
     q = xcalloc(1, sizeof(*q));
-    q->rb = rb;
     q->fn = fn;
     q->ud = ud;
     q->n = n;
-    rb->n_inflight++;
-    if (redisAsyncCommandArgv(rb->cmd, on_presence_get, q, (int)(3 + n), argv, alens) != REDIS_OK) {
-        rb->n_inflight--;
-        xfree(q);
-        fn(ud, -1, NULL);
-        return NULL;
+    for (size_t i = 0; i < n; i++) {
+        struct rb_pres_part **pp = &parts[where[i]];
+
+        if (!*pp) {
+            *pp = xcalloc(1, sizeof(**pp));
+            (*pp)->q = q;
+            (*pp)->sh = &rb->shards[where[i]];
+            q->parts_left++;
+        }
+        (*pp)->idx[(*pp)->n++] = (unsigned char)i;
     }
+    q->parts_left++; /* held while sending, so a failure below cannot free q under us */
+    for (size_t s = 0; s < rb->n_shards; s++) {
+        if (parts[s] && send_part(parts[s], users, lens) != 0) {
+            xfree(parts[s]);
+            q->failed = 1;
+            q->parts_left--;
+        }
+    }
+    if (q->parts_left == 1 && q->failed) {
+        xfree(q);
+        goto refuse;
+    }
+    pres_part_done(q); /* drops the hold; the replies answer */
     return q;
+
+refuse:
+    fn(ud, -1, NULL);
+    return NULL;
 }
 
 static void rb_presence_cancel(struct backplane *bp, void *req)
@@ -1067,12 +1174,63 @@ static void rb_presence_cancel(struct backplane *bp, void *req)
     struct rb_pres *q = req;
 
     if (q)
-        q->fn = NULL; /* freed when its reply (or the disconnect) arrives */
+        q->fn = NULL; /* freed when its last reply (or the disconnect) arrives */
 }
 
 static int rb_is_ready(struct backplane *bp)
 {
-    return container_of(bp, struct redis_backplane, bp)->state == RB_READY;
+    struct redis_backplane *rb = top(bp);
+
+    /* up while any shard is: the others' topics flow (the down shard's publishes get 503) */
+    for (size_t i = 0; i < rb->n_shards; i++)
+        if (rb->shards[i].state == RB_READY)
+            return 1;
+    return 0;
+}
+
+static size_t rb_shards(struct backplane *bp, size_t *up)
+{
+    struct redis_backplane *rb = top(bp);
+
+    *up = 0;
+    for (size_t i = 0; i < rb->n_shards; i++)
+        *up += rb->shards[i].state == RB_READY;
+    return rb->n_shards;
+}
+
+static void rb_metrics(struct backplane *bp, struct metrics_buf *b)
+{
+    struct redis_backplane *rb = top(bp);
+    static const char *const names[] = {
+        "rtgate_backplane_shard_up", "rtgate_backplane_shard_publishes_total",
+        "rtgate_backplane_shard_reconnects_total", "rtgate_backplane_shard_pending"};
+    static const char *const help[] = {
+        "1 while the Redis shard accepts commands",
+        "Publishes to the shard, by result (refused: not connected, too many pending, or an error)",
+        "Times the shard became ready again after a loss", "Commands in flight to the shard"};
+    static const char *const types[] = {"gauge", "counter", "counter", "gauge"};
+
+    for (int k = 0; k < 4; k++) {
+        metrics_printf(b, "# HELP %s %s\n# TYPE %s %s\n", names[k], help[k], names[k], types[k]);
+        for (size_t i = 0; i < rb->n_shards; i++) {
+            const struct shard *sh = &rb->shards[i];
+
+            if (k == 0)
+                metrics_printf(b, "%s{shard=\"%s\"} %d\n", names[k], sh->label,
+                               sh->state == RB_READY);
+            else if (k == 1)
+                metrics_printf(b,
+                               "%s{shard=\"%s\",result=\"ok\"} "
+                               "%llu\n%s{shard=\"%s\",result=\"refused\"} %llu\n",
+                               names[k], sh->label, (unsigned long long)sh->n_published, names[k],
+                               sh->label, (unsigned long long)sh->n_refused);
+            else if (k == 2)
+                metrics_printf(b, "%s{shard=\"%s\"} %llu\n", names[k], sh->label,
+                               (unsigned long long)sh->n_reconnects);
+            else
+                metrics_printf(b, "%s{shard=\"%s\"} %zu\n", names[k], sh->label, sh->n_inflight);
+        }
+    }
 }
 
 static void on_timer_closed(uv_handle_t *h)
@@ -1082,32 +1240,54 @@ static void on_timer_closed(uv_handle_t *h)
     rb->n_handles--;
 }
 
+static void on_shard_timer_closed(uv_handle_t *h)
+{
+    struct shard *sh = h->data;
+
+    sh->rb->n_handles--;
+}
+
 static void rb_close(struct backplane *bp)
 {
-    struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
+    struct redis_backplane *rb = top(bp);
 
-    if (rb->state == RB_CLOSED)
+    if (uv_is_closing((uv_handle_t *)&rb->pres_tick))
         return;
-    rb->state = RB_CLOSED;
-    uv_close((uv_handle_t *)&rb->retry, on_timer_closed);
-    uv_close((uv_handle_t *)&rb->timeout, on_timer_closed);
-    uv_close((uv_handle_t *)&rb->later, on_timer_closed);
     uv_close((uv_handle_t *)&rb->pres_tick, on_timer_closed);
-    /* pending replies are answered (NULL) from inside: their owners were detached already */
-    free_ctx(&rb->sub);
-    free_ctx(&rb->cmd);
+    for (size_t i = 0; i < rb->n_shards; i++) {
+        struct shard *sh = &rb->shards[i];
+
+        sh->state = RB_CLOSED;
+        uv_close((uv_handle_t *)&sh->retry, on_shard_timer_closed);
+        uv_close((uv_handle_t *)&sh->timeout, on_shard_timer_closed);
+        uv_close((uv_handle_t *)&sh->later, on_shard_timer_closed);
+        /* pending replies are answered (NULL) from inside: their owners were detached */
+        free_ctx(&sh->sub);
+        free_ctx(&sh->cmd);
+    }
 }
 
 static void rb_destroy(struct backplane *bp)
 {
-    struct redis_backplane *rb = container_of(bp, struct redis_backplane, bp);
+    struct redis_backplane *rb = top(bp);
 
     rb_close(bp);
-    for (size_t i = 0; i < rb->n_ops; i++)
-        xfree(rb->ops[i].topic);
-    xfree(rb->ops);
+    for (size_t i = 0; i < rb->n_shards; i++) {
+        struct shard *sh = &rb->shards[i];
+
+        for (size_t k = 0; k < sh->n_ops; k++)
+            xfree(sh->ops[k].topic);
+        xfree(sh->ops);
+        xfree(sh->host);
+        xfree(sh->username);
+        if (sh->password)
+            explicit_bzero(sh->password, strlen(sh->password));
+        xfree(sh->password);
+    }
     if (rb->n_handles)
         log_warn("backplane: freed with %u timers still closing", rb->n_handles);
+    ring_free(rb->ring);
+    xfree(rb->shards);
     xfree(rb);
 }
 
@@ -1124,36 +1304,72 @@ static const struct backplane_ops redis_ops = {
     .presence_set = rb_presence_set,
     .presence_get = rb_presence_get,
     .presence_cancel = rb_presence_cancel,
+    .shards = rb_shards,
+    .metrics = rb_metrics,
 };
+
+static char *dup_or_null(const char *s)
+{
+    return s ? xstrndup(s, strlen(s)) : NULL;
+}
+
+static void shard_init(struct redis_backplane *rb, struct shard *sh, const char *host, int port,
+                       int db, const char *username, const char *password)
+{
+    sh->rb = rb;
+    sh->host = dup_or_null(host);
+    sh->port = port;
+    sh->db = db;
+    sh->username = dup_or_null(username);
+    sh->password = dup_or_null(password);
+    snprintf(sh->label, sizeof(sh->label), "%s:%d/%d", host, port, db);
+    uv_timer_init(rb->loop, &sh->retry);
+    uv_timer_init(rb->loop, &sh->timeout);
+    uv_timer_init(rb->loop, &sh->later);
+    sh->retry.data = sh->timeout.data = sh->later.data = sh;
+    rb->n_handles += 3;
+}
 
 struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, struct hub *h,
                                       char *err, size_t errlen)
 {
     struct redis_backplane *rb = xcalloc(1, sizeof(*rb));
+    unsigned char raw[8] = {0};
 
     rb->bp.ops = &redis_ops;
     rb->hub = h;
     rb->loop = loop;
     rb->cf = cf;
-    uv_timer_init(loop, &rb->retry);
-    uv_timer_init(loop, &rb->timeout);
-    uv_timer_init(loop, &rb->later);
-    uv_timer_init(loop, &rb->pres_tick);
-    rb->retry.data = rb->timeout.data = rb->later.data = rb->pres_tick.data = rb;
-    rb->n_handles = 4;
-    {
-        unsigned char raw[8] = {0};
+    rb->n_shards = cf->n_redis_shards ? cf->n_redis_shards : 1;
+    rb->shards = xcalloc(rb->n_shards, sizeof(*rb->shards));
+    if (!cf->n_redis_shards) {
+        shard_init(rb, &rb->shards[0], cf->redis_host, cf->redis_port, cf->redis_db,
+                   cf->redis_username, cf->redis_password);
+    } else {
+        const char *names[CONF_MAX_SHARDS];
 
-        util_random(raw, sizeof(raw));
-        for (size_t i = 0; i < sizeof(raw); i++)
-            snprintf(rb->node_id + 2 * i, 3, "%02x", raw[i]);
+        for (size_t i = 0; i < rb->n_shards; i++) {
+            const struct conf_redis_addr *a = &cf->redis_shards[i];
+
+            shard_init(rb, &rb->shards[i], a->host, a->port, a->db, a->username, a->password);
+            names[i] = rb->shards[i].label;
+        }
+        if (rb->n_shards > 1)
+            rb->ring = ring_new(names, rb->n_shards, RING_VNODES);
     }
+    util_random(raw, sizeof(raw));
+    for (size_t i = 0; i < sizeof(raw); i++)
+        snprintf(rb->node_id + 2 * i, 3, "%02x", raw[i]);
+    uv_timer_init(loop, &rb->pres_tick);
+    rb->pres_tick.data = rb;
+    rb->n_handles++;
     rb->pres_sync_ms = util_now_ms();
     if (cf->presence_enabled) {
         uint64_t every = (uint64_t)cf->presence_ttl_s * 1000 / 3;
 
         uv_timer_start(&rb->pres_tick, on_pres_tick, every, every);
     }
-    connect_missing(rb);
+    for (size_t i = 0; i < rb->n_shards; i++)
+        connect_missing(&rb->shards[i]);
     return &rb->bp;
 }

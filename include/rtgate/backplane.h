@@ -10,6 +10,7 @@
 
 struct backplane;
 struct presence;
+struct metrics_buf;
 
 /* A presence read: @status 0 and one count per user asked, in order; or -1 (@conns NULL). */
 typedef void backplane_presence_fn(void *ud, int status, const unsigned *conns);
@@ -44,6 +45,11 @@ struct backplane_ops {
     void *(*presence_get)(struct backplane *bp, const char *const *users, const size_t *lens,
                           size_t n, backplane_presence_fn *fn, void *ud);
     void (*presence_cancel)(struct backplane *bp, void *req);
+    /* Optional (NULL: one store, up or down as is_ready says). The number of shards, and in
+     * *@up how many accept commands now. */
+    size_t (*shards)(struct backplane *bp, size_t *up);
+    /* Optional: appends the backplane's own metrics (per shard) to @b. */
+    void (*metrics)(struct backplane *bp, struct metrics_buf *b);
 };
 
 struct backplane {

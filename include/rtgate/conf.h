@@ -12,6 +12,14 @@
 #define CONF_MAX_ORIGINS  16
 #define CONF_MAX_KEYS     17 /* auth.keys (16) + jwt_secret */
 #define CONF_MAX_PATTERNS 64
+#define CONF_MAX_SHARDS   16
+
+/* One Redis server: "redis://[[user]:password@]host[:port][/db]". */
+struct conf_redis_addr {
+    char *host;
+    int port, db;
+    char *username, *password;
+};
 
 struct conf {
     char *path;           /* the file it was read from (for messages) */
@@ -100,6 +108,11 @@ struct conf {
     char *redis_host;
     int redis_port, redis_db;
     char *redis_username, *redis_password;
+    /* "backplane.shards": independent Redis servers, topics spread over them by consistent
+     * hashing (ring.h); none: the one server of backplane.url. username/password apply to
+     * each shard whose URL has none. */
+    struct conf_redis_addr redis_shards[CONF_MAX_SHARDS];
+    size_t n_redis_shards;
     uint32_t redis_connect_timeout_ms; /* "backplane.connect_timeout_ms": default 2000 */
     uint32_t redis_history_ttl_s;      /* "backplane.history_ttl_s": default 86400 */
     size_t redis_max_pending;          /* "backplane.max_pending": commands in flight, 10000 */

@@ -760,6 +760,79 @@ static void test_redis_url_errors(void **state)
                  "x.json: backplane.url: must be a string, not an array");
 }
 
+static char last_changed[64];
+
+static void note_changed(const char *key)
+{
+    snprintf(last_changed, sizeof(last_changed), "%s", key);
+}
+
+static void test_redis_shards(void **state)
+{
+    struct conf cf, next;
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"password\":\"pw\",\"shards\":["
+                   "\"redis://10.0.0.1\",\"redis://:own@10.0.0.2:6380/3\","
+                   "\"redis://10.0.0.1:6379/1\"]}," AUTH "}");
+    assert_int_equal(cf.n_redis_shards, 3);
+    assert_string_equal(cf.redis_shards[0].host, "10.0.0.1");
+    assert_int_equal(cf.redis_shards[0].port, 6379);
+    assert_int_equal(cf.redis_shards[0].db, 0);
+    assert_string_equal(cf.redis_shards[0].password, "pw"); /* backplane.password */
+    assert_null(cf.redis_shards[0].username);
+    assert_string_equal(cf.redis_shards[1].host, "10.0.0.2");
+    assert_int_equal(cf.redis_shards[1].port, 6380);
+    assert_int_equal(cf.redis_shards[1].db, 3);
+    assert_string_equal(cf.redis_shards[1].password, "own"); /* its own wins */
+    assert_int_equal(cf.redis_shards[2].db, 1); /* same host and port, other db: allowed */
+
+    /* a reload keeps the shards (startup only) and says so when they changed */
+    conf_init(&next);
+    expect_ok(&next,
+              "{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://10.0.0.9\"]}," AUTH "}");
+    conf_keep_startup(&next, &cf, note_changed);
+    assert_int_equal(next.n_redis_shards, 3);
+    assert_string_equal(next.redis_shards[1].host, "10.0.0.2");
+    assert_int_equal(cf.n_redis_shards, 1);
+    assert_string_equal(last_changed, "backplane.shards");
+    conf_release(&next);
+    conf_release(&cf);
+
+    expect_error(
+        "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://a\",\"shards\":[\"redis://b\"]}," AUTH
+        "}",
+        "x.json: backplane.shards: give \"url\" or \"shards\", not both");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[]}," AUTH "}",
+                 "x.json: backplane.shards: must be a non-empty array of redis:// URLs");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":\"redis://a\"}," AUTH "}",
+                 "x.json: backplane.shards: must be a non-empty array of redis:// URLs");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\",7]}," AUTH "}",
+                 "x.json: backplane.shards[1]: must be a string, not an integer");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\",\"http://b\"]}," AUTH
+                 "}",
+                 "x.json: backplane.shards[1]: must start with redis:// (TLS to Redis is not "
+                 "supported)");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://:pw@a:0\"]}," AUTH "}",
+                 "x.json: backplane.shards[0]: bad port (1 to 65535)");
+    expect_error(
+        "{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\",\"redis://a:6379/0\"]}," AUTH
+        "}",
+        "x.json: backplane.shards[1]: the same server as shards[0]");
+    expect_error("{\"backplane\":{\"shards\":[\"redis://a\"]}," AUTH "}",
+                 "x.json: backplane.shards: only for \"type\": \"redis\"");
+    {
+        char json[2048];
+        size_t o =
+            (size_t)snprintf(json, sizeof(json), "{\"backplane\":{\"type\":\"redis\",\"shards\":[");
+
+        for (int i = 0; i < 17; i++)
+            o += (size_t)snprintf(json + o, sizeof(json) - o, "%s\"redis://h%d\"", i ? "," : "", i);
+        snprintf(json + o, sizeof(json) - o, "]}," AUTH "}");
+        expect_error(json, "x.json: backplane.shards: at most 16 shards, not 17");
+    }
+}
+
 /* Credentials in the URL were allocated before the host/port/db checks failed: the leak checker
  * proves the failed load freed them. */
 static void test_redis_url_error_after_credentials(void **state)
@@ -1418,6 +1491,7 @@ int main(void)
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_log_section),
         cmocka_unit_test(test_presence_section),
+        cmocka_unit_test(test_redis_shards),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
         cmocka_unit_test(test_ws_idle_not_over_ping),
