@@ -45,7 +45,8 @@ static const char *const top_keys[] = {"listen",
                                        "ready_without_backplane",
                                        "presence",
                                        NULL};
-static const char *const listen_keys[] = {"address", "port", "tls_cert_file", "tls_key_file", NULL};
+static const char *const listen_keys[] = {"address",      "port",       "tls_cert_file",
+                                          "tls_key_file", "reuse_port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
 static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
@@ -241,6 +242,8 @@ static int get_str(struct parse *p, json_t *obj, const char *sec, const char *ke
     return 1;
 }
 
+static int get_bool(struct parse *p, json_t *obj, const char *sec, const char *key, int *out);
+
 static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
 {
     unsigned char addr[sizeof(struct in6_addr)];
@@ -263,6 +266,8 @@ static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
         xfree(nc->listen_address);
         nc->listen_address = xstrndup(s, len);
     }
+    if (get_bool(p, sec, "listen", "reuse_port", &nc->listen_reuse_port) < 0)
+        return -1;
     if (get_i(p, sec, "listen", "port", 0, 65535, &nc->listen_port) < 0)
         return -1;
     /* TLS: both files or neither; they must be readable now, not at the first handshake */
@@ -284,6 +289,10 @@ static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
     if (!nc->tls_cert_file != !nc->tls_key_file)
         return fail(p, "listen", nc->tls_cert_file ? "tls_key_file" : "tls_cert_file",
                     "TLS needs both tls_cert_file and tls_key_file");
+    if (nc->listen_reuse_port && nc->tls_cert_file)
+        return fail(p, "listen", "reuse_port",
+                    "not with TLS: terminate TLS in front of the "
+                    "processes, or run one process per port");
     return 0;
 }
 
@@ -1115,6 +1124,7 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
 {
     KEEP_STR(listen_address, "listen.address");
     KEEP_NUM(listen_port, "listen.port");
+    KEEP_NUM(listen_reuse_port, "listen.reuse_port");
     KEEP_STR(tls_cert_file, "listen.tls_cert_file");
     KEEP_STR(tls_key_file, "listen.tls_key_file");
     KEEP_NUM(history_size, "history.size");

@@ -152,6 +152,9 @@ struct http_server {
     uint64_t drain_deadline_ms;
     http_server_stopped_fn *on_stopped;
     void *on_stopped_ud;
+    int listen_fd;         /* listen.reuse_port: our own listener (http_listen.c), else -1 */
+    int listen_port;       /* the port it is bound to */
+    uv_poll_t listen_poll; /* watches listen_fd */
     lws_retry_bo_t retry;
     struct lws_protocols protocols[2];
 };
@@ -210,6 +213,12 @@ int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
 /* Copies a query argument into @buf; returns its length or -1 when absent. */
 int http_arg(struct conn *c, const char *name, char *buf, size_t cap);
 uint64_t http_now_ms(void);
+
+/* http_listen.c: listen.reuse_port. 0, or -1 with @err set. */
+int http_listen_open(struct http_server *srv, char *err, size_t errlen);
+/* Without reuse_port: fails (with @err) when lws's bind would; binds and closes a socket. */
+int http_listen_probe(const struct conf *cf, char *err, size_t errlen);
+void http_listen_close(struct http_server *srv);
 
 /* http_api.c */
 int api_on_get(struct conn *c, const char *path);

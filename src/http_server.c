@@ -759,6 +759,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
                    LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cf->listen_address, ':') == NULL);
+
     info.foreign_loops = loops;
     if (cf->tls_cert_file) {
         /* TLS 1.2 and up, forward-secret AEAD suites only. HTTP/1.1 over ALPN: answers are
@@ -783,9 +784,24 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
         info.fd_limit_per_thread = (unsigned int)rl.rlim_cur;
     if (cf->listen_port == 0)
         info.port = 0; /* 0 asks the kernel for a free port: tests read it from the log */
+    srv->listen_fd = -1;
+    if (cf->listen_reuse_port)
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* http_listen.c accepts */
 
+    /* Bind first: lws 4.1.6 returns a context that listens nowhere when its bind fails, and
+     * destroying that one at once crashed in its libuv glue. */
+    if ((cf->listen_reuse_port && http_listen_open(srv, err, errlen) != 0) ||
+        (!cf->listen_reuse_port && http_listen_probe(cf, err, errlen) != 0)) {
+        msg_unref(srv->heartbeat);
+        xfree(srv);
+        return NULL;
+    }
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
+        if (srv->listen_fd >= 0) {
+            http_listen_close(srv);
+            uv_run(loop, UV_RUN_NOWAIT); /* its close callback uses srv */
+        }
         snprintf(err, errlen, "http: cannot listen on %s:%d (see the lws error above)",
                  cf->listen_address, cf->listen_port);
         msg_unref(srv->heartbeat);
@@ -860,6 +876,8 @@ void http_server_set_presence(struct http_server *srv, struct presence *p)
 
 int http_server_port(const struct http_server *srv)
 {
+    if (srv->listen_fd >= 0)
+        return srv->listen_port;
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "default");
 
     return vh ? lws_get_vhost_listen_port(vh) : -1;
@@ -974,6 +992,7 @@ void http_server_close(struct http_server *srv)
 {
     uv_timer_stop(&srv->tick);
     uv_close((uv_handle_t *)&srv->tick, on_tick_closed);
+    http_listen_close(srv);
     lws_context_destroy(srv->ctx); /* with a foreign loop this starts the destroy */
 }
 

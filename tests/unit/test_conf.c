@@ -525,6 +525,19 @@ static void test_presence_section(void **state)
                  "x.json: presence: must be an object, not a boolean");
 }
 
+static void test_listen_reuse_port(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_int_equal(cf.listen_reuse_port, 0);
+    expect_ok(&cf, "{\"listen\":{\"port\":8081,\"reuse_port\":true}," AUTH "}");
+    assert_int_equal(cf.listen_reuse_port, 1);
+    conf_release(&cf);
+    expect_error("{\"listen\":{\"reuse_port\":1}," AUTH "}",
+                 "x.json: listen.reuse_port: must be true or false, not an integer");
+}
+
 static void test_listen_address(void **state)
 {
     static const char *const good[] = {"127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "localhost"};
@@ -1492,6 +1505,7 @@ int main(void)
         cmocka_unit_test(test_log_section),
         cmocka_unit_test(test_presence_section),
         cmocka_unit_test(test_redis_shards),
+        cmocka_unit_test(test_listen_reuse_port),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
         cmocka_unit_test(test_ws_idle_not_over_ping),
