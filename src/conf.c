@@ -71,17 +71,11 @@ static const char *const auth_keys[] = {
     "audience",   "default_topics",  "default_publish", NULL};
 static const char *const key_keys[] = {
     "kid", "alg", "secret", "secret_file", "public_key", "public_key_file", NULL};
-static const char *const backplane_keys[] = {"type",
-                                             "url",
-                                             "username",
-                                             "password",
-                                             "connect_timeout_ms",
-                                             "history_ttl_s",
-                                             "max_pending",
-                                             "signing_key",
-                                             "signing_key_file",
-                                             "shards",
-                                             NULL};
+static const char *const backplane_keys[] = {
+    "type",          "url",         "username",    "password",         "connect_timeout_ms",
+    "history_ttl_s", "max_pending", "signing_key", "signing_key_file", "shards",
+    "sentinel",      NULL};
+static const char *const sentinel_keys[] = {"master", "addresses", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 static const char *const presence_keys[] = {"enabled", "ttl_s", "events", NULL};
@@ -773,6 +767,57 @@ static int parse_shards(struct parse *p, json_t *sec, struct conf *nc)
     return 0;
 }
 
+/* "host:port" (an IP literal or name, port 1..65535) into *@host, *@port. */
+static int parse_host_port(const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long v;
+
+    if (!colon || colon == s || !colon[1] || colon[1] < '0' || colon[1] > '9')
+        return -1;
+    v = strtol(colon + 1, &end, 10);
+    if (*end || v < 1 || v > 65535)
+        return -1;
+    *host = xstrndup(s, (size_t)(colon - s));
+    *port = (int)v;
+    return 0;
+}
+
+static int parse_sentinel(struct parse *p, json_t *sec, struct conf *nc)
+{
+    json_t *v = json_object_get(sec, "sentinel"), *m, *a, *x;
+    size_t i;
+    char key[48];
+
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return fail(p, "backplane", "sentinel", "must be an object, not %s", type_name(v));
+    if (check_keys(p, v, "backplane.sentinel", sentinel_keys) < 0)
+        return -1;
+    if (json_object_get(sec, "shards"))
+        return fail(p, "backplane", "sentinel", "give \"shards\" or \"sentinel\", not both");
+    m = json_object_get(v, "master");
+    if (!json_is_string(m) || json_string_length(m) == 0 ||
+        strlen(json_string_value(m)) != json_string_length(m))
+        return fail(p, "backplane", "sentinel.master", "must be the name Sentinel monitors");
+    a = json_object_get(v, "addresses");
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > CONF_MAX_SHARDS)
+        return fail(p, "backplane", "sentinel.addresses",
+                    "must be an array of 1 to %d \"host:port\" strings", CONF_MAX_SHARDS);
+    nc->sentinel_master = xstrndup(json_string_value(m), json_string_length(m));
+    json_array_foreach(a, i, x)
+    {
+        snprintf(key, sizeof(key), "sentinel.addresses[%zu]", i);
+        if (!json_is_string(x) || parse_host_port(json_string_value(x), &nc->sentinel_hosts[i],
+                                                  &nc->sentinel_ports[i]) < 0)
+            return fail(p, "backplane", key, "must be \"host:port\"");
+        nc->n_sentinels = i + 1;
+    }
+    return 0;
+}
+
 /* backplane.username/password for each shard whose URL gave none. */
 static void inherit_credentials(struct conf *nc)
 {
@@ -794,7 +839,8 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
     int r;
 
     r = get_str(p, sec, "backplane", "url", &s, &len);
-    if (r < 0 || (r == 1 && parse_main_url(p, s, nc) < 0) || parse_shards(p, sec, nc) < 0)
+    if (r < 0 || (r == 1 && parse_main_url(p, s, nc) < 0) || parse_shards(p, sec, nc) < 0 ||
+        parse_sentinel(p, sec, nc) < 0)
         return -1;
     r = get_str(p, sec, "backplane", "username", &s, &len);
     if (r < 0)
@@ -1156,6 +1202,30 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
         next->n_redis_shards = cur->n_redis_shards;
         cur->n_redis_shards = n;
     }
+    {
+        int same = !str_differs(next->sentinel_master, cur->sentinel_master) &&
+                   next->n_sentinels == cur->n_sentinels;
+        char *h[CONF_MAX_SHARDS];
+        int pt[CONF_MAX_SHARDS];
+        size_t n = next->n_sentinels;
+
+        for (size_t i = 0; same && i < n; i++)
+            same = !str_differs(next->sentinel_hosts[i], cur->sentinel_hosts[i]) &&
+                   next->sentinel_ports[i] == cur->sentinel_ports[i];
+        if (!same)
+            changed("backplane.sentinel");
+        h[0] = next->sentinel_master;
+        next->sentinel_master = cur->sentinel_master;
+        cur->sentinel_master = h[0];
+        memcpy(h, next->sentinel_hosts, sizeof(h));
+        memcpy(pt, next->sentinel_ports, sizeof(pt));
+        memcpy(next->sentinel_hosts, cur->sentinel_hosts, sizeof(h));
+        memcpy(next->sentinel_ports, cur->sentinel_ports, sizeof(pt));
+        memcpy(cur->sentinel_hosts, h, sizeof(h));
+        memcpy(cur->sentinel_ports, pt, sizeof(pt));
+        next->n_sentinels = cur->n_sentinels;
+        cur->n_sentinels = n;
+    }
     KEEP_NUM(redis_connect_timeout_ms, "backplane.connect_timeout_ms");
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
@@ -1223,6 +1293,13 @@ void conf_release(struct conf *cf)
         memset(a, 0, sizeof(*a));
     }
     cf->n_redis_shards = 0;
+    xfree(cf->sentinel_master);
+    cf->sentinel_master = NULL;
+    for (size_t i = 0; i < cf->n_sentinels; i++) {
+        xfree(cf->sentinel_hosts[i]);
+        cf->sentinel_hosts[i] = NULL;
+    }
+    cf->n_sentinels = 0;
     free_secret(cf->redis_signing_key);
     cf->redis_signing_key = NULL;
     cf->redis_signing_key_len = 0;

@@ -231,6 +231,11 @@ struct shard {
     char pset_sha[48], pget_sha[48], pbeat_sha[48], preap_sha[48];
     size_t n_inflight;
     uint64_t n_published, n_refused, n_reconnects; /* per-shard metrics */
+    /* backplane.sentinel: the primary's address comes from a Sentinel, asked again before
+     * every (re)connect; a connection that finds a replica is dropped and asks again */
+    redisAsyncContext *sq; /* SENTINEL get-master-addr-by-name in flight */
+    size_t sq_next;        /* the Sentinel to ask next (round robin) */
+    unsigned need_master : 1;
 };
 
 struct redis_backplane {
@@ -240,11 +245,14 @@ struct redis_backplane {
     const struct conf *cf;
     struct shard *shards;
     size_t n_shards;
-    struct ring *ring;     /* topic -> shard; NULL with one shard */
-    char node_id[17];      /* presence: this process, random hex */
-    uv_timer_t pres_tick;  /* presence: refresh, reap, hourly resync (every shard) */
-    uint64_t pres_sync_ms; /* when the counts were last all written */
-    unsigned n_handles;    /* timers not yet closed */
+    struct ring *ring;       /* topic -> shard; NULL with one shard */
+    char node_id[17];        /* presence: this process, random hex */
+    uv_timer_t pres_tick;    /* presence: refresh, reap, hourly resync (every shard) */
+    uint64_t pres_sync_ms;   /* when the counts were last all written */
+    unsigned n_handles;      /* timers not yet closed */
+    redisAsyncContext *ssub; /* sentinel: subscribed to +switch-master */
+    size_t ssub_next;
+    uv_timer_t ssub_retry;
     uint64_t n_bad_sig, n_bad_sig_logged, bad_sig_logged_ms;
 };
 
@@ -302,6 +310,14 @@ static void drop(struct shard *sh, int sub, int cmd, const char *why)
         log_warn("backplane: redis %s:%d unavailable (%s); retrying", sh->host, sh->port, why);
     sh->state = RB_DOWN;
     uv_timer_stop(&sh->timeout);
+    if (sh->sq) {
+        sh->sq_next++; /* it did not answer in time: ask another */
+        free_ctx(&sh->sq);
+    }
+    if (sh->rb->cf->n_sentinels) {
+        sub = cmd = 1; /* both go to whichever server Sentinel names next */
+        sh->need_master = 1;
+    }
     if (sub) {
         free_ctx(&sh->sub);
         sh->sub_setup = -1;
@@ -446,6 +462,181 @@ static void on_setup_reply(redisAsyncContext *ac, void *reply, void *priv)
         become_ready(sh);
 }
 
+/* Sentinel's answer may be stale (a failover under way): only a primary will do. */
+static void on_role_reply(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct shard *sh = ac->data;
+    redisReply *r = reply;
+
+    if (sh && r && r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+        r->element[0]->type == REDIS_REPLY_STRING && strcmp(r->element[0]->str, "master") != 0) {
+        log_warn("backplane: redis %s:%d is a %s, not the primary: asking Sentinel again", sh->host,
+                 sh->port, r->element[0]->str);
+        sh->cmd_setup = -1;
+        soon(sh);
+        return;
+    }
+    on_setup_reply(ac, reply, NULL);
+}
+
+/* ---- Sentinel ---- */
+
+static void forget_query(redisAsyncContext *ac, const char *why)
+{
+    struct shard *sh = ac->data;
+
+    if (!sh)
+        return;
+    ac->data = NULL;
+    sh->sq = NULL;
+    sh->sq_next++;
+    drop(sh, 0, 0, why); /* retries (and asks the next Sentinel) after the backoff */
+}
+
+static void on_sq_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK)
+        forget_query((redisAsyncContext *)ac, "sentinel unreachable"); /* hiredis frees it */
+}
+
+static void on_sq_disconnect(const redisAsyncContext *ac, int status)
+{
+    forget_query((redisAsyncContext *)ac, "sentinel connection lost");
+}
+
+static void on_master_addr(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct shard *sh = ac->data;
+    redisReply *r = reply;
+    const struct conf *cf;
+
+    if (!sh)
+        return;
+    cf = sh->rb->cf;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        atoi(r->element[1]->str) <= 0) {
+        if (r && r->type == REDIS_REPLY_NIL)
+            log_err("backplane: sentinel %s:%d does not know master '%s'",
+                    cf->sentinel_hosts[sh->sq_next % cf->n_sentinels],
+                    cf->sentinel_ports[sh->sq_next % cf->n_sentinels], cf->sentinel_master);
+        redisAsyncDisconnect(ac); /* after this callback; on_sq_disconnect then retries */
+        return;
+    }
+    if (strcmp(sh->host, r->element[0]->str) != 0 || sh->port != atoi(r->element[1]->str))
+        log_notice("backplane: sentinel names %s:%s as the primary of '%s'", r->element[0]->str,
+                   r->element[1]->str, cf->sentinel_master);
+    xfree(sh->host);
+    sh->host = xstrndup(r->element[0]->str, r->element[0]->len);
+    sh->port = atoi(r->element[1]->str);
+    snprintf(sh->label, sizeof(sh->label), "%s:%d/%d", sh->host, sh->port, sh->db);
+    sh->need_master = 0;
+    ac->data = NULL; /* done with it: no retry when it closes */
+    sh->sq = NULL;
+    redisAsyncDisconnect(ac);
+    uv_timer_start(&sh->retry, on_retry, 0, 0); /* now connect to it */
+}
+
+static redisAsyncContext *open_plain(const char *host, int port, uv_loop_t *loop, void *data)
+{
+    redisAsyncContext *ac = redisAsyncConnect(host, port);
+
+    if (!ac)
+        return NULL;
+    if (ac->err || redis_uv_attach(ac, loop) != 0) {
+        redisAsyncFree(ac);
+        return NULL;
+    }
+    ac->data = data;
+    return ac;
+}
+
+static void ask_sentinel(struct shard *sh)
+{
+    const struct conf *cf = sh->rb->cf;
+    size_t i = sh->sq_next % cf->n_sentinels;
+
+    if (sh->sq)
+        return;
+    sh->state = RB_CONNECTING;
+    sh->sq = open_plain(cf->sentinel_hosts[i], cf->sentinel_ports[i], sh->rb->loop, sh);
+    if (!sh->sq) {
+        sh->sq_next++;
+        return drop(sh, 0, 0, "cannot create sentinel connection");
+    }
+    redisAsyncSetConnectCallback(sh->sq, on_sq_connect);
+    redisAsyncSetDisconnectCallback(sh->sq, on_sq_disconnect);
+    redisAsyncCommand(sh->sq, on_master_addr, NULL, "SENTINEL get-master-addr-by-name %s",
+                      cf->sentinel_master);
+    uv_timer_start(&sh->timeout, on_timeout, cf->redis_connect_timeout_ms, 0);
+}
+
+static void ssub_open(struct redis_backplane *rb);
+
+static void on_ssub_retry(uv_timer_t *t)
+{
+    ssub_open(t->data);
+}
+
+/* The +switch-master subscription is a hint only (every reconnect asks a Sentinel anyway):
+ * when it is lost, try the next Sentinel in a second. */
+static void on_ssub_gone(const redisAsyncContext *ac, int status)
+{
+    struct redis_backplane *rb = ac->data;
+
+    if (!rb || ac != rb->ssub)
+        return;
+    rb->ssub = NULL;
+    rb->ssub_next++;
+    if (!uv_is_closing((uv_handle_t *)&rb->ssub_retry))
+        uv_timer_start(&rb->ssub_retry, on_ssub_retry, 1000, 0);
+}
+
+static void on_ssub_connect(const redisAsyncContext *ac, int status)
+{
+    if (status != REDIS_OK)
+        on_ssub_gone(ac, status);
+}
+
+/* "<name> <old ip> <old port> <new ip> <new port>" on +switch-master: reconnect now rather
+ * than when the old primary's connections time out. */
+static void on_switch(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct redis_backplane *rb = ac->data;
+    redisReply *r = reply;
+    const char *msg;
+    size_t n;
+
+    if (!rb || !r || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || strcmp(r->element[0]->str, "message") != 0 ||
+        r->element[2]->type != REDIS_REPLY_STRING)
+        return;
+    msg = r->element[2]->str;
+    n = strlen(rb->cf->sentinel_master);
+    if (strncmp(msg, rb->cf->sentinel_master, n) != 0 || msg[n] != ' ')
+        return;
+    log_notice("backplane: sentinel: +switch-master %s", msg);
+    drop(&rb->shards[0], 1, 1, "the primary was switched");
+}
+
+static void ssub_open(struct redis_backplane *rb)
+{
+    const struct conf *cf = rb->cf;
+    size_t i = rb->ssub_next % cf->n_sentinels;
+
+    if (rb->ssub || uv_is_closing((uv_handle_t *)&rb->ssub_retry))
+        return;
+    rb->ssub = open_plain(cf->sentinel_hosts[i], cf->sentinel_ports[i], rb->loop, rb);
+    if (!rb->ssub) {
+        rb->ssub_next++;
+        uv_timer_start(&rb->ssub_retry, on_ssub_retry, 1000, 0);
+        return;
+    }
+    redisAsyncSetConnectCallback(rb->ssub, on_ssub_connect);
+    redisAsyncSetDisconnectCallback(rb->ssub, on_ssub_gone);
+    redisAsyncCommand(rb->ssub, on_switch, NULL, "SUBSCRIBE +switch-master");
+}
+
 static int send_auth(struct shard *sh, redisAsyncContext *ac)
 {
     if (!sh->password)
@@ -477,10 +668,14 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv);
 
 /* (Re)opens whichever connection is missing and sends its set-up: the subscriber gets AUTH
  * (or a PING, to learn it is connected); the command connection AUTH, SELECT, the scripts. */
+static void ask_sentinel(struct shard *sh);
+
 static void connect_missing(struct shard *sh)
 {
     if (sh->state == RB_CLOSED)
         return;
+    if (sh->need_master)
+        return ask_sentinel(sh);
     sh->state = RB_CONNECTING;
     if (!sh->sub) {
         if (!(sh->sub = open_ctx(sh)))
@@ -498,6 +693,10 @@ static void connect_missing(struct shard *sh)
         sh->cmd_setup = send_auth(sh, sh->cmd);
         if (sh->db) {
             redisAsyncCommand(sh->cmd, on_setup_reply, NULL, "SELECT %d", sh->db);
+            sh->cmd_setup++;
+        }
+        if (sh->rb->cf->n_sentinels) {
+            redisAsyncCommand(sh->cmd, on_role_reply, NULL, "ROLE");
             sh->cmd_setup++;
         }
         redisAsyncCommand(sh->cmd, on_setup_reply, sh->publish_sha, "SCRIPT LOAD %s", publish_lua);
@@ -1254,6 +1453,8 @@ static void rb_close(struct backplane *bp)
     if (uv_is_closing((uv_handle_t *)&rb->pres_tick))
         return;
     uv_close((uv_handle_t *)&rb->pres_tick, on_timer_closed);
+    uv_close((uv_handle_t *)&rb->ssub_retry, on_timer_closed);
+    free_ctx(&rb->ssub);
     for (size_t i = 0; i < rb->n_shards; i++) {
         struct shard *sh = &rb->shards[i];
 
@@ -1262,6 +1463,7 @@ static void rb_close(struct backplane *bp)
         uv_close((uv_handle_t *)&sh->timeout, on_shard_timer_closed);
         uv_close((uv_handle_t *)&sh->later, on_shard_timer_closed);
         /* pending replies are answered (NULL) from inside: their owners were detached */
+        free_ctx(&sh->sq);
         free_ctx(&sh->sub);
         free_ctx(&sh->cmd);
     }
@@ -1361,13 +1563,18 @@ struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, st
     for (size_t i = 0; i < sizeof(raw); i++)
         snprintf(rb->node_id + 2 * i, 3, "%02x", raw[i]);
     uv_timer_init(loop, &rb->pres_tick);
-    rb->pres_tick.data = rb;
-    rb->n_handles++;
+    uv_timer_init(loop, &rb->ssub_retry);
+    rb->pres_tick.data = rb->ssub_retry.data = rb;
+    rb->n_handles += 2;
     rb->pres_sync_ms = util_now_ms();
     if (cf->presence_enabled) {
         uint64_t every = (uint64_t)cf->presence_ttl_s * 1000 / 3;
 
         uv_timer_start(&rb->pres_tick, on_pres_tick, every, every);
+    }
+    if (cf->n_sentinels) {
+        rb->shards[0].need_master = 1; /* its address comes from Sentinel */
+        ssub_open(rb);
     }
     for (size_t i = 0; i < rb->n_shards; i++)
         connect_missing(&rb->shards[i]);

@@ -115,6 +115,12 @@ struct conf {
      * each shard whose URL has none. */
     struct conf_redis_addr redis_shards[CONF_MAX_SHARDS];
     size_t n_redis_shards;
+    /* "backplane.sentinel": {"master": name, "addresses": ["host:port", ...]}: the primary is
+     * found through Redis Sentinel (backplane.url then only gives password, username, db). */
+    char *sentinel_master;
+    char *sentinel_hosts[CONF_MAX_SHARDS];
+    int sentinel_ports[CONF_MAX_SHARDS];
+    size_t n_sentinels;
     uint32_t redis_connect_timeout_ms; /* "backplane.connect_timeout_ms": default 2000 */
     uint32_t redis_history_ttl_s;      /* "backplane.history_ttl_s": default 86400 */
     size_t redis_max_pending;          /* "backplane.max_pending": commands in flight, 10000 */

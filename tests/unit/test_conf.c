@@ -775,6 +775,46 @@ static void test_redis_url_errors(void **state)
 
 static char last_changed[64];
 
+static void test_redis_sentinel(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://:pw@127.0.0.1/2\","
+                   "\"sentinel\":{\"master\":\"mymaster\",\"addresses\":[\"10.0.0.1:26379\","
+                   "\"sentinel.local:26380\"]}}," AUTH "}");
+    assert_string_equal(cf.sentinel_master, "mymaster");
+    assert_int_equal(cf.n_sentinels, 2);
+    assert_string_equal(cf.sentinel_hosts[0], "10.0.0.1");
+    assert_int_equal(cf.sentinel_ports[0], 26379);
+    assert_string_equal(cf.sentinel_hosts[1], "sentinel.local");
+    assert_int_equal(cf.sentinel_ports[1], 26380);
+    assert_string_equal(cf.redis_password, "pw"); /* the data nodes' password and db */
+    assert_int_equal(cf.redis_db, 2);
+    conf_release(&cf);
+
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":[]}," AUTH "}",
+                 "x.json: backplane.sentinel: must be an object, not an array");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"addresses\":[\"a:1\"]}}," AUTH
+                 "}",
+                 "x.json: backplane.sentinel.master: must be the name Sentinel monitors");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\"}}," AUTH "}",
+                 "x.json: backplane.sentinel.addresses: must be an array of 1 to 16 \"host:port\" "
+                 "strings");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\","
+                 "\"addresses\":[\"a:1\",\"b\"]}}," AUTH "}",
+                 "x.json: backplane.sentinel.addresses[1]: must be \"host:port\"");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\","
+                 "\"addresses\":[\"a:70000\"]}}," AUTH "}",
+                 "x.json: backplane.sentinel.addresses[0]: must be \"host:port\"");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\","
+                 "\"addresses\":[\"a:1\"],\"quorum\":2}}," AUTH "}",
+                 "x.json: backplane.sentinel.quorum: unknown key");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\"],"
+                 "\"sentinel\":{\"master\":\"m\",\"addresses\":[\"a:1\"]}}," AUTH "}",
+                 "x.json: backplane.sentinel: give \"shards\" or \"sentinel\", not both");
+}
+
 static void note_changed(const char *key)
 {
     snprintf(last_changed, sizeof(last_changed), "%s", key);
@@ -1505,6 +1545,7 @@ int main(void)
         cmocka_unit_test(test_log_section),
         cmocka_unit_test(test_presence_section),
         cmocka_unit_test(test_redis_shards),
+        cmocka_unit_test(test_redis_sentinel),
         cmocka_unit_test(test_listen_reuse_port),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
