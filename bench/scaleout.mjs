@@ -151,7 +151,11 @@ async function run(label, ports, pids) {
     delivered: st.got, loss: sent - st.got, duplicates: st.dups,
     delivered_per_s: +(st.got / secs).toFixed(1),
     latency_ms: { p50: pct(0.5), p99: pct(0.99) },
-    cpu_s: cpu, // in the order of `processes`, the last is this load generator
+    cpu_s: cpu, // rtgate nodes, then redis-servers, the last is this load generator
+    // what the whole pipeline delivers per CPU second: flat when adding shards costs nothing,
+    // even on a box too small for the added capacity to show
+    delivered_per_cpu_s: +(st.got / cpu.reduce((a, b) => a + b, 0)).toFixed(1),
+    cores_used: +(cpu.reduce((a, b) => a + b, 0) / secs).toFixed(2),
     busiest: null,
   };
   const busiest = cpu.indexOf(Math.max(...cpu));
