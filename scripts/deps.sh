@@ -21,6 +21,8 @@ if [ "${1:-}" = test ]; then
     docker-compose # validates docker/docker-compose.yml (no engine runs here)
     systemd       # systemd-analyze verify on the unit
     clang libclang-rt-14-dev # libFuzzer harnesses (scripts/fuzz.sh)
+    chromium      # browser tests, driven by playwright-core (never a downloaded browser)
+    iproute2      # ss: connections per test
   )
 fi
 

@@ -17,7 +17,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:-60}"
 BUILD="${FUZZ_BUILD:-build-fuzz}"
 PARALLEL="${FUZZ_PARALLEL:-1}"
-ALL="fuzz_jwt fuzz_cursor fuzz_topic fuzz_conf fuzz_ws_frame fuzz_api_body fuzz_query"
+ALL="fuzz_jwt fuzz_cursor fuzz_topic fuzz_conf fuzz_ws_frame fuzz_api_body fuzz_query fuzz_redis"
 HARNESSES="${FUZZ_HARNESSES:-$ALL}"
 
 if ! [[ "$SECONDS_EACH" =~ ^[0-9]+$ ]] || [ "$SECONDS_EACH" -lt 1 ]; then

@@ -45,8 +45,8 @@ static const char *const top_keys[] = {"listen",
                                        "ready_without_backplane",
                                        "presence",
                                        NULL};
-static const char *const listen_keys[] = {"address",      "port",       "tls_cert_file",
-                                          "tls_key_file", "reuse_port", NULL};
+static const char *const listen_keys[] = {
+    "address", "port", "tls_cert_file", "tls_key_file", "http2", "reuse_port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
 static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
@@ -236,7 +236,17 @@ static int get_str(struct parse *p, json_t *obj, const char *sec, const char *ke
     return 1;
 }
 
-static int get_bool(struct parse *p, json_t *obj, const char *sec, const char *key, int *out);
+static int get_bool(struct parse *p, json_t *obj, const char *sec, const char *key, int *out)
+{
+    json_t *v = json_object_get(obj, key);
+
+    if (!v)
+        return 0;
+    if (!json_is_boolean(v))
+        return fail(p, sec, key, "must be true or false, not %s", type_name(v));
+    *out = json_is_true(v);
+    return 0;
+}
 
 static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
 {
@@ -287,6 +297,11 @@ static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
         return fail(p, "listen", "reuse_port",
                     "not with TLS: terminate TLS in front of the "
                     "processes, or run one process per port");
+    if (get_bool(p, sec, "listen", "http2", &nc->listen_http2) < 0)
+        return -1;
+    if (nc->listen_http2 && !nc->tls_cert_file)
+        return fail(p, "listen", "http2",
+                    "needs tls_cert_file and tls_key_file (browsers negotiate h2 by TLS ALPN)");
     return 0;
 }
 
@@ -308,18 +323,6 @@ static int parse_log_level(struct parse *p, json_t *root, struct conf *nc)
 }
 
 /* Like get_int() for booleans: strictly true or false. */
-static int get_bool(struct parse *p, json_t *obj, const char *sec, const char *key, int *out)
-{
-    json_t *v = json_object_get(obj, key);
-
-    if (!v)
-        return 0;
-    if (!json_is_boolean(v))
-        return fail(p, sec, key, "must be true or false, not %s", type_name(v));
-    *out = json_is_true(v);
-    return 0;
-}
-
 static int parse_log(struct parse *p, json_t *root, struct conf *nc)
 {
     json_t *sec;
@@ -1173,6 +1176,7 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(listen_reuse_port, "listen.reuse_port");
     KEEP_STR(tls_cert_file, "listen.tls_cert_file");
     KEEP_STR(tls_key_file, "listen.tls_key_file");
+    KEEP_NUM(listen_http2, "listen.http2");
     KEEP_NUM(history_size, "history.size");
     KEEP_NUM(ws_ping_interval_s, "websocket.ping_interval_s");
     KEEP_NUM(ws_idle_timeout_s, "websocket.idle_timeout_s");

@@ -101,7 +101,7 @@ static int check_api_key(struct conn *c)
 {
     char key[512];
     int n = lws_hdr_custom_copy(c->wsi, key, sizeof(key), "x-api-key:", 10);
-
+    const char *why;
     int i = n > 0 ? auth_api_key_find(c->srv->cf->api_keys, c->srv->cf->n_api_keys, key, (size_t)n)
                   : -1;
 
@@ -110,8 +110,12 @@ static int check_api_key(struct conn *c)
         return 0;
     }
     metrics_inc(M_AUTH_FAILURES);
-    http_log_refused(c, n > 0 ? "bad API key" : "missing X-API-Key header");
-    http_error(c, 401, n > 0 ? "bad API key" : "missing X-API-Key header");
+    /* lws 4.1.6 drops request headers it does not know on HTTP/2, X-API-Key among them */
+    why = n > 0   ? "bad API key"
+          : c->h2 ? "missing X-API-Key header (not readable over HTTP/2: use HTTP/1.1)"
+                  : "missing X-API-Key header";
+    http_log_refused(c, why);
+    http_error(c, 401, why);
     return -1;
 }
 
@@ -140,6 +144,10 @@ int api_on_post(struct conn *c, const char *path)
     }
     if (lws_hdr_total_length(c->wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING)) {
         c->route = ROUTE_NONE; /* chunked bodies: the size must be known up front */
+        return http_error(c, 411, "content-length required");
+    }
+    if (len < 0 && c->h2) {
+        c->route = ROUTE_NONE; /* lws 4.1.6 ends no h2 body that came without a length */
         return http_error(c, 411, "content-length required");
     }
     if (len <= 0) {

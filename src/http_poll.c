@@ -318,7 +318,7 @@ int poll_on_writable(struct conn *c)
         struct msg **v;
 
         if (n == 0 && c->poll->recovered && c->deadline_ms != 0 && !c->srv->refusing) {
-            lws_rx_flow_control(c->wsi, 0);
+            http_rx_flow(c, 0);
             return 0; /* spurious wake-up */
         }
         hub_unsubscribe_all(c->srv->hub, &c->sub);

@@ -128,6 +128,9 @@ struct conn {
     unsigned body_too_big : 1;
     unsigned truncated : 1; /* a replay did not fit the send queue */
     unsigned present : 1;   /* counted in presence as a connection of id.sub */
+    unsigned h2 : 1;        /* an HTTP/2 stream (TLS with ALPN h2): headers go through lws's
+                             * encoder, one write per writable callback, no rx flow control */
+    unsigned head_sent : 1; /* HTTP/2: resp's headers are out, its body is next */
 };
 
 struct http_server {
@@ -197,6 +200,15 @@ int http_admit_stream(struct conn *c);
 int http_write_response(struct conn *c);
 /* Allow/forbid reading while a request is held (the lws 4.1.6 busy-loop workaround). */
 void http_request_writable(struct conn *c);
+/* lws_rx_flow_control() for a held HTTP/1.1 request; nothing on an HTTP/2 stream, where it
+ * would stop reading the connection that every other stream of the browser shares. */
+void http_rx_flow(struct conn *c, int on);
+/* HTTP/2: writes the header block given as HTTP/1.1 text @h (status line, "name: value" lines,
+ * blank line; "connection:" lines are dropped, "content-length:" becomes @body_len), ending
+ * the stream when @end. Returns 0 or -1. */
+int http_h2_write_head(struct conn *c, const char *h, size_t len, size_t body_len, int end);
+/* HTTP/2: ends a stream that has no length (SSE) with an empty final DATA frame. */
+void http_h2_end(struct conn *c);
 /* The request is over (for a stream: the stream): counts it by endpoint and status and writes
  * its access line; then frees what the connection holds and zeroes it. Idempotent. */
 void conn_release(struct conn *c);

@@ -363,13 +363,23 @@ void http_hold(struct conn *c, enum conn_kind kind)
     if (kind == CONN_SSE)
         http_count_present(c);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    lws_rx_flow_control(c->wsi, 0);
+    /* h2: the connection's own idle timeout would end every stream on it; this marks the
+     * stream immortal (and drops its headers, which are read by now) */
+    if (c->h2)
+        lws_http_mark_sse(c->wsi);
+    http_rx_flow(c, 0);
+}
+
+void http_rx_flow(struct conn *c, int on)
+{
+    if (!c->h2)
+        lws_rx_flow_control(c->wsi, on);
 }
 
 void http_request_writable(struct conn *c)
 {
     if (c->kind == CONN_SSE || c->kind == CONN_LONGPOLL)
-        lws_rx_flow_control(c->wsi, 1);
+        http_rx_flow(c, 1);
     lws_callback_on_writable(c->wsi);
 }
 
@@ -445,6 +455,90 @@ void conn_release(struct conn *c)
     memset(c, 0, sizeof(*c));
 }
 
+int http_h2_write_head(struct conn *c, const char *h, size_t len, size_t body_len, int end)
+{
+    unsigned char buf[LWS_PRE + 2048], *start = buf + LWS_PRE, *p = start;
+    unsigned char *e = buf + sizeof(buf) - 1;
+    const char *line = memchr(h, '\n', len), *stop = h + len;
+    char name[64];
+
+    if (!line || lws_add_http_header_status(c->wsi, c->status | LWSAHH_FLAG_NO_SERVER_NAME, &p, e))
+        return -1;
+    for (line++; line < stop;) {
+        const char *eol = memchr(line, '\n', (size_t)(stop - line)), *colon, *v;
+        size_t n, vn;
+
+        if (!eol)
+            break;
+        n = (size_t)(eol - line) - (eol > line && eol[-1] == '\r');
+        if (n == 0)
+            break;
+        colon = memchr(line, ':', n);
+        if (!colon || (size_t)(colon - line) + 2 > sizeof(name))
+            return -1;
+        for (size_t i = 0; i <= (size_t)(colon - line); i++) /* h2 names are lower case */
+            name[i] = (char)(line[i] >= 'A' && line[i] <= 'Z' ? line[i] + 32 : line[i]);
+        name[colon - line + 1] = '\0';
+        for (v = colon + 1; v < line + n && *v == ' '; v++)
+            ;
+        vn = (size_t)(line + n - v);
+        if (strcmp(name, "content-length:") == 0) {
+            if (lws_add_http_header_content_length(c->wsi, body_len, &p, e))
+                return -1;
+        } else if (strcmp(name, "connection:") != 0 &&
+                   lws_add_http_header_by_name(c->wsi, (const unsigned char *)name,
+                                               (const unsigned char *)v, (int)vn, &p, e)) {
+            return -1;
+        }
+        line = eol + 1;
+    }
+    if (lws_finalize_http_header(c->wsi, &p, e))
+        return -1;
+    return lws_write(c->wsi, start, (size_t)(p - start),
+                     LWS_WRITE_HTTP_HEADERS | (end ? LWS_WRITE_H2_STREAM_END : 0)) < 0
+               ? -1
+               : 0;
+}
+
+void http_h2_end(struct conn *c)
+{
+    unsigned char buf[LWS_PRE + 1];
+
+    lws_write(c->wsi, buf + LWS_PRE, 0, LWS_WRITE_HTTP_FINAL);
+}
+
+/* HTTP/2: the prepared answer goes out as a HEADERS frame, then (from the next writable
+ * callback: lws allows one write per stream per callback) its body with END_STREAM. The
+ * stream ends; the connection, shared with the browser's other streams, stays. */
+static int write_response_h2(struct conn *c)
+{
+    struct lws *wsi = c->wsi;
+    const char *h = (const char *)c->resp + LWS_PRE;
+    size_t head = 4, body;
+
+    while (head < c->resp_len && memcmp(h + head - 4, "\r\n\r\n", 4) != 0)
+        head++; /* the blank line after our own headers: always there */
+    body = c->resp_len - head;
+
+    if (!c->head_sent) {
+        if (http_h2_write_head(c, h, head, body, body == 0) < 0)
+            return -1;
+        metrics_written(http_transport(c), head);
+        if (body) {
+            c->head_sent = 1;
+            lws_callback_on_writable(wsi);
+            return 0;
+        }
+    } else {
+        /* the header text before the body is spent: it is the body's LWS_PRE headroom */
+        if (lws_write(wsi, (unsigned char *)h + head, body, LWS_WRITE_HTTP_FINAL) < 0)
+            return -1;
+        metrics_written(http_transport(c), body);
+    }
+    conn_release(c);
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
 /* Writes the prepared answer. Returns what the lws callback must return. */
 int http_write_response(struct conn *c)
 {
@@ -455,6 +549,8 @@ int http_write_response(struct conn *c)
         return -1; /* the answer was sent by an earlier call and lws has flushed it */
     if (!c->resp)
         return 0;
+    if (c->h2)
+        return write_response_h2(c);
     if (lws_write(wsi, c->resp + LWS_PRE, c->resp_len, LWS_WRITE_HTTP_HEADERS) < 0)
         return -1;
     metrics_written(http_transport(c), c->resp_len);
@@ -559,6 +655,7 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
     c->wsi = wsi;
     c->srv = lws_context_user(lws_get_context(wsi));
     c->keep_alive = 1;
+    c->h2 = lws_get_network_wsi(wsi) != wsi; /* a stream of an h2 connection */
     c->start_ns = metrics_mono_ns();
     c->method = (uint8_t)m;
     c->endpoint = MET_EP_OTHER;
@@ -673,7 +770,8 @@ static void on_tick(uv_timer_t *t)
 
         if (c->closing)
             continue;
-        if (sweep && peer_gone(c->wsi)) {
+        /* h2 streams are never rx-held: lws reads the connection's EOF itself */
+        if (sweep && !c->h2 && peer_gone(c->wsi)) {
             metrics_inc(M_DEAD_PEERS);
             kill_conn(c);
             continue;
@@ -762,15 +860,15 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
 
     info.foreign_loops = loops;
     if (cf->tls_cert_file) {
-        /* TLS 1.2 and up, forward-secret AEAD suites only. HTTP/1.1 over ALPN: answers are
-         * written as HTTP/1.1 bytes (NEEDSWORK: HTTP/2 needs lws's header API instead). */
+        /* TLS 1.2 and up, forward-secret AEAD suites only. With listen.http2, ALPN offers h2
+         * so a browser's streams and polls share one connection (HTTP/1.1: six per origin). */
         info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
         info.ssl_cert_filepath = cf->tls_cert_file;
         info.ssl_private_key_filepath = cf->tls_key_file;
         info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
                                SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION;
         info.ssl_cipher_list = "ECDHE+AESGCM:ECDHE+CHACHA20";
-        info.alpn = "http/1.1";
+        info.alpn = cf->listen_http2 ? "h2,http/1.1" : "http/1.1";
     }
     info.retry_and_idle_policy = &srv->retry;
     info.timeout_secs = cf->request_timeout_s;         /* headers and bodies must arrive by then */

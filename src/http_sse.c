@@ -93,13 +93,26 @@ static int write_headers(struct conn *c)
     }
     memcpy(buf + LWS_PRE + n, "\r\n", 2);
     n += 2;
-    if (lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_HEADERS) < 0)
-        return -1;
     c->status = 200;
+    if (c->h2) {
+        if (http_h2_write_head(c, (const char *)buf + LWS_PRE, n, 0, 0) < 0)
+            return -1;
+    } else if (lws_write(c->wsi, buf + LWS_PRE, n, LWS_WRITE_HTTP_HEADERS) < 0) {
+        return -1;
+    }
     metrics_written(MET_TR_SSE, n);
-    /* Not lws_http_mark_sse(): on HTTP/1.1 it only logs an error ("not h2 substream"); the
-     * stream's timeout is cancelled by http_hold() and we write raw event-stream bytes. */
+    /* http_hold() cancels the stream's timeout (on HTTP/2 with lws_http_mark_sse(), which on
+     * HTTP/1.1 only logs an error, "not h2 substream"); raw event-stream bytes follow. */
     return 0;
+}
+
+/* The stream ends (drain, replay cut short, token expired, slow consumer): EventSource
+ * reconnects after retry: ms. On HTTP/2 only the stream ends, cleanly. */
+static int end_stream(struct conn *c)
+{
+    if (c->h2)
+        http_h2_end(c);
+    return -1;
 }
 
 int sse_on_request(struct conn *c)
@@ -192,8 +205,8 @@ int sse_on_writable(struct conn *c)
     m = c->pending ? NULL : sendq_peek(&c->q);
     if (!m) {
         if (!c->pending && (c->truncated || c->drain))
-            return -1; /* ends the stream: EventSource reconnects after retry: ms */
-        lws_rx_flow_control(c->wsi, 0);
+            return end_stream(c); /* EventSource reconnects after retry: ms */
+        http_rx_flow(c, 0);
         return 0;
     }
     f = m;
@@ -212,7 +225,7 @@ int sse_on_writable(struct conn *c)
     if (f != m)
         msg_unref(f);
     sendq_pop(&c->q);
-    lws_rx_flow_control(c->wsi, 0);
+    http_rx_flow(c, 0);
     /* lws keeps what the socket did not take and sends it at the next writable callback:
      * ask for one, or the tail of this event waits for the next heartbeat */
     if (sendq_len(&c->q) || c->truncated || c->drain || lws_partial_buffered(c->wsi))

@@ -77,14 +77,31 @@ static int refuse_upgrade(struct lws *wsi, int status, const char *reason)
 }
 
 /* A refused upgrade is a whole request: counted and logged now, as nothing is left to release
- * (c->srv cleared). */
+ * (c->srv cleared). On HTTP/2 (a browser's WebSocket over an h2 stream, RFC 8441) the status
+ * ends the stream: lws allows one write here, and the WebSocket API shows no body anyway. */
 static int refuse(struct conn *c, int status, const char *reason)
 {
-    int rc = refuse_upgrade(c->wsi, status, reason);
+    int rc = -1;
 
     c->status = (uint16_t)status;
+    if (c->h2) {
+        static const char head[] = "HTTP/1.1 0 x\r\ncontent-type: application/json\r\n\r\n";
+
+        http_h2_write_head(c, head, sizeof(head) - 1, 0, 1);
+    } else {
+        rc = refuse_upgrade(c->wsi, status, reason);
+    }
     conn_release(c);
     return rc;
+}
+
+/* The upgrade's path: the request line's on HTTP/1.1, :path on HTTP/2 (RFC 8441's CONNECT
+ * with :protocol websocket, which Chromium uses once the connection speaks h2). */
+static int upgrade_path(struct lws *wsi, char *buf, size_t cap)
+{
+    int n = lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_GET_URI);
+
+    return n > 0 ? n : lws_hdr_copy(wsi, buf, (int)cap, WSI_TOKEN_HTTP_COLON_PATH);
 }
 
 /* Cross-site WebSocket hijacking: a browser always sends Origin on an upgrade, so a page of an
@@ -122,13 +139,13 @@ int ws_on_filter(struct conn *c, struct lws *wsi)
     c->start_ns = metrics_mono_ns();
     c->method = HTTP_GET;
     c->endpoint = MET_EP_WS;
+    c->h2 = lws_get_network_wsi(wsi) != wsi;
     metrics_inc(M_HTTP_REQUESTS);
-    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) <= 0 ||
-        strcmp(path, "/v1/ws") != 0) {
+    if (upgrade_path(wsi, path, sizeof(path)) <= 0 || strcmp(path, "/v1/ws") != 0) {
         c->endpoint = MET_EP_OTHER;
         if (srv->cf->log_access) {
             char upath[256];
-            int plen = lws_hdr_copy(wsi, upath, sizeof(upath), WSI_TOKEN_GET_URI);
+            int plen = upgrade_path(wsi, upath, sizeof(upath));
 
             if (plen > 0)
                 c->path = xstrndup(upath, (size_t)plen);
@@ -563,6 +580,10 @@ static int send_close(struct conn *c, uint16_t code, const char *reason)
 
     if (n > 123)
         n = 123;
+    if (c->h2) {
+        lws_close_reason(c->wsi, (enum lws_close_status)code, (unsigned char *)reason, n);
+        return -1;
+    }
     buf[LWS_PRE] = (unsigned char)(code >> 8);
     buf[LWS_PRE + 1] = (unsigned char)(code & 0xff);
     memcpy(buf + LWS_PRE + 2, reason, n);

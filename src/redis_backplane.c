@@ -19,16 +19,13 @@
 #include "rtgate/metrics.h"
 #include "rtgate/presence.h"
 #include "rtgate/redis_uv.h"
+#include "rtgate/redis_wire.h"
 #include "rtgate/ring.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
 
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -801,88 +798,31 @@ static void rb_unsubscribe(struct backplane *bp, const char *topic, size_t len)
 }
 
 /* With backplane.signing_key every message carries HMAC-SHA256(key, topic\nfrom\ndata) in
- * hex, so a process that can reach Redis but not the key cannot inject messages to users.
- * One HMAC per publish and one check per receiving node, never per subscriber. The id is not
- * covered (Redis assigns it); a replayed copy of a genuine message is the residual risk. */
-static void sign(const struct shard *sh, const char *topic, size_t tlen, const char *from,
-                 size_t flen, const char *data, size_t dlen, char hex[65])
+ * hex (redis_wire.c), so a process that can reach Redis but not the key cannot inject
+ * messages to users. One HMAC per publish and one check per receiving node, never per
+ * subscriber. The id is not covered (Redis assigns it); a replayed copy of a genuine message
+ * is the residual risk. Drops are counted and logged once per interval, not per message. */
+/* backplane.signing_key as configured now (SIGHUP may replace the config) */
+static struct redis_wire_key key_of(const struct redis_backplane *rb)
 {
-    unsigned char mac[32];
-    EVP_MAC *m = EVP_MAC_fetch(NULL, "HMAC", NULL);
-    EVP_MAC_CTX *ctx = m ? EVP_MAC_CTX_new(m) : NULL;
-    OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0),
-                           OSSL_PARAM_construct_end()};
-    size_t out = 0;
-
-    hex[0] = '\0';
-    if (ctx &&
-        EVP_MAC_init(ctx, (const unsigned char *)sh->rb->cf->redis_signing_key,
-                     sh->rb->cf->redis_signing_key_len, params) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)topic, tlen) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)from, flen) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)"\n", 1) == 1 &&
-        EVP_MAC_update(ctx, (const unsigned char *)data, dlen) == 1 &&
-        EVP_MAC_final(ctx, mac, &out, sizeof(mac)) == 1 && out == sizeof(mac)) {
-        for (size_t i = 0; i < sizeof(mac); i++)
-            snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-    }
-    EVP_MAC_CTX_free(ctx);
-    EVP_MAC_free(m);
+    return (struct redis_wire_key){rb->cf->redis_signing_key, rb->cf->redis_signing_key_len};
 }
 
-/* 1 if the message may be delivered: no key configured, or its signature is right. Drops
- * are counted and logged once per interval, not per message. */
-static int signature_ok(struct shard *sh, const char *topic, size_t tlen, const char *from,
-                        size_t flen, const char *data, size_t dlen, const char *sig, size_t slen)
+static void count_forged(struct redis_backplane *rb, const char *topic, size_t tlen, size_t n)
 {
-    char want[65];
     uint64_t now;
 
-    if (!sh->rb->cf->redis_signing_key)
-        return 1;
-    sign(sh, topic, tlen, from, flen, data, dlen, want);
-    if (slen == 64 && want[0] && CRYPTO_memcmp(want, sig, 64) == 0)
-        return 1;
-    sh->rb->n_bad_sig++;
+    if (!n)
+        return;
+    rb->n_bad_sig += n;
     now = util_now_ms();
-    if (now >= sh->rb->bad_sig_logged_ms + 10000) {
+    if (now >= rb->bad_sig_logged_ms + 10000) {
         log_warn("backplane: dropped %llu message(s) with a missing or wrong signature "
                  "(last on '%.*s')",
-                 (unsigned long long)(sh->rb->n_bad_sig - sh->rb->n_bad_sig_logged), (int)tlen,
-                 topic);
-        sh->rb->n_bad_sig_logged = sh->rb->n_bad_sig;
-        sh->rb->bad_sig_logged_ms = now;
+                 (unsigned long long)(rb->n_bad_sig - rb->n_bad_sig_logged), (int)tlen, topic);
+        rb->n_bad_sig_logged = rb->n_bad_sig;
+        rb->bad_sig_logged_ms = now;
     }
-    return 0;
-}
-
-/* "<epoch>\n<id>\n<sig>\n<from>\n<data>", as the publish script wrote it */
-static struct msg *parse_payload(struct shard *sh, const char *topic, size_t tlen, const char *p,
-                                 size_t len, int *forged)
-{
-    const char *end = p + len, *nl1, *nl2, *nl3;
-    struct msg_id id;
-
-    *forged = 0;
-    if (len < MSG_EPOCH_LEN + 1 || p[MSG_EPOCH_LEN] != '\n')
-        return NULL;
-    nl1 = memchr(p + MSG_EPOCH_LEN + 1, '\n', (size_t)(end - p - MSG_EPOCH_LEN - 1));
-    if (!nl1 || msg_id_parse(p + MSG_EPOCH_LEN + 1, (size_t)(nl1 - p - MSG_EPOCH_LEN - 1), &id))
-        return NULL;
-    nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
-    if (!nl2)
-        return NULL;
-    nl3 = memchr(nl2 + 1, '\n', (size_t)(end - nl2 - 1));
-    if (!nl3)
-        return NULL;
-    if (!signature_ok(sh, topic, tlen, nl2 + 1, (size_t)(nl3 - nl2 - 1), nl3 + 1,
-                      (size_t)(end - nl3 - 1), nl1 + 1, (size_t)(nl2 - nl1 - 1))) {
-        *forged = 1;
-        return NULL;
-    }
-    return msg_new(topic, tlen, p, id, id.ms, nl2 + 1, (size_t)(nl3 - nl2 - 1), nl3 + 1,
-                   (size_t)(end - nl3 - 1));
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
@@ -901,12 +841,15 @@ static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
     topic = chan->str + 6; /* "topic:" */
     tlen = chan->len - 6;
     if (strcmp(kind->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+        struct redis_wire_key key = key_of(sh->rb);
         int forged;
         struct msg *m =
-            parse_payload(sh, topic, tlen, r->element[2]->str, r->element[2]->len, &forged);
+            redis_wire_message(&key, topic, tlen, r->element[2]->str, r->element[2]->len, &forged);
 
         if (!m) {
-            if (!forged)
+            if (forged)
+                count_forged(sh->rb, topic, tlen, 1);
+            else
                 log_warn("backplane: ignored a malformed message on '%s'", chan->str);
             return;
         }
@@ -995,8 +938,11 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
     argv[0] = "EVALSHA", argv[1] = sh->publish_sha, argv[2] = "3", argv[3] = stream,
     argv[4] = epoch, argv[5] = trim, argv[6] = chan, argv[7] = maxlen, argv[8] = ttl,
     argv[9] = from, argv[10] = data, argv[11] = sig;
-    if (sh->rb->cf->redis_signing_key)
-        sign(sh, topic, len, from, from_len, data, data_len, sig);
+    if (sh->rb->cf->redis_signing_key) {
+        struct redis_wire_key key = key_of(sh->rb);
+
+        redis_wire_sign(&key, topic, len, from, from_len, data, data_len, sig);
+    }
     for (int i = 0; i < 9; i++)
         lens[i] = strlen(argv[i]);
     lens[9] = from_len;
@@ -1025,18 +971,14 @@ static void fail_history(hub_history_fn *fn, void *ud)
     fn(ud, &res);
 }
 
-static int str_el(const redisReply *r, size_t i)
-{
-    return r->element[i]->type == REDIS_REPLY_STRING;
-}
-
 static void on_history(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct rb_req *q = priv;
     struct shard *sh = q->sh;
     redisReply *r = reply;
     struct hub_history res;
-    size_t n;
+    struct redis_wire_key key;
+    size_t forged;
 
     sh->n_inflight--;
     if (r)
@@ -1045,40 +987,20 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
         xfree(q); /* cancelled */
         return;
     }
-    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 4 || (r->elements - 4) % 4 ||
-        !str_el(r, 0) || r->element[0]->len != MSG_EPOCH_LEN || !str_el(r, 1)) {
+    key = key_of(sh->rb);
+    if (redis_wire_history(&key, q->topic, q->len, r, &res, &forged) != 0) {
         check_noscript(sh, r);
         if (r && r->type == REDIS_REPLY_ERROR)
             log_warn("backplane: history read refused by redis: %s", r->str);
+        else if (r)
+            log_warn("backplane: ignored a malformed history reply for '%s'", q->topic);
         fail_history(q->fn, q->ud);
         xfree(q);
         return;
     }
-    memset(&res, 0, sizeof(res));
-    memcpy(res.epoch, r->element[0]->str, MSG_EPOCH_LEN);
-    msg_id_parse(r->element[1]->str, r->element[1]->len, &res.last);
-    res.reset = r->element[2]->integer ? HUB_REPLAY_RESET : HUB_REPLAY_OK;
-    res.more = (int)r->element[3]->integer;
-    n = (r->elements - 4) / 4;
-    res.msgs = xmalloc((n ? n : 1) * sizeof(*res.msgs));
-    for (size_t i = 0; i < n; i++) {
-        redisReply **e = r->element + 4 + 4 * i;
-        struct msg_id id;
-
-        if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
-            e[2]->type != REDIS_REPLY_STRING || e[3]->type != REDIS_REPLY_STRING ||
-            msg_id_parse(e[0]->str, e[0]->len, &id))
-            continue;
-        if (!signature_ok(sh, q->topic, q->len, e[1]->str, e[1]->len, e[2]->str, e[2]->len,
-                          e[3]->str, e[3]->len))
-            continue; /* an injected history entry is skipped like a live one */
-        res.msgs[res.n++] = msg_new(q->topic, q->len, res.epoch, id, id.ms, e[1]->str, e[1]->len,
-                                    e[2]->str, e[2]->len);
-    }
+    count_forged(sh->rb, q->topic, q->len, forged);
     q->fn(q->ud, &res);
-    for (size_t i = 0; i < res.n; i++)
-        msg_unref(res.msgs[i]);
-    xfree(res.msgs);
+    redis_wire_history_release(&res);
     xfree(q);
 }
 

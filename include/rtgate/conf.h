@@ -25,15 +25,16 @@ struct conf {
     char *path;            /* the file it was read from (for messages) */
     char *listen_address;  /* "listen.address", default "127.0.0.1" */
     int listen_port;       /* "listen.port", default 8080, 1..65535 (0 = any free port) */
-    int listen_reuse_port; /* "listen.reuse_port": SO_REUSEPORT, so several processes share the
-                            * port (the kernel spreads connections); default false */
     char *tls_cert_file;   /* "listen.tls_cert_file": PEM certificate chain; with tls_key_file, the
                             * listener speaks https/wss (TLS 1.2+); default none (plain) */
     char *tls_key_file;    /* "listen.tls_key_file": its PEM private key */
+    int listen_http2;      /* "listen.http2": offer h2 by ALPN (TLS only), default false */
     int log_level;         /* "log_level": enum log_level, default "info" */
     int log_format;        /* "log.format": enum log_format, "plain" (default) or "json" */
     int log_access;        /* "log.access": one line per HTTP request / WebSocket session, default
                             * false */
+    int listen_reuse_port; /* "listen.reuse_port": SO_REUSEPORT, so several processes share the
+                            * port (the kernel spreads connections); default false */
     uint32_t log_repeat_limit_per_s; /* "log.repeat_limit_per_s": lines per second one message
                                       * may log before the rest are suppressed (and summed up),
                                       * default 10, 0..1000000, 0: no limit */

@@ -456,6 +456,36 @@ int lws_http_mark_sse(struct lws *wsi)
     return 0;
 }
 
+/* Every fake connection is HTTP/1.1: the h2 header encoder is linked but never reached. */
+struct lws *lws_get_network_wsi(struct lws *wsi)
+{
+    return wsi;
+}
+
+int lws_add_http_header_status(struct lws *wsi, unsigned int code, unsigned char **p,
+                               unsigned char *end)
+{
+    abort();
+}
+
+int lws_add_http_header_by_name(struct lws *wsi, const unsigned char *name,
+                                const unsigned char *value, int length, unsigned char **p,
+                                unsigned char *end)
+{
+    abort();
+}
+
+int lws_add_http_header_content_length(struct lws *wsi, lws_filepos_t content_length,
+                                       unsigned char **p, unsigned char *end)
+{
+    abort();
+}
+
+int lws_finalize_http_header(struct lws *wsi, unsigned char **p, unsigned char *end)
+{
+    abort();
+}
+
 void lws_close_reason(struct lws *wsi, enum lws_close_status status, unsigned char *buf, size_t len)
 {
 }

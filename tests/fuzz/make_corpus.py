@@ -197,6 +197,43 @@ corpora["fuzz_query"] = {
     "ws-bad-origin": req("GET /v1/ws", [AUTH, "Upgrade: websocket", "Origin: https://evil.test"]),
 }
 
+
+
+def resp(*items):
+    """RESP bytes of one reply: str -> bulk string, int -> integer, list -> array."""
+    def one(x):
+        if isinstance(x, int):
+            return ":%d\r\n" % x
+        if isinstance(x, list):
+            return "*%d\r\n" % len(x) + "".join(one(y) for y in x)
+        return "$%d\r\n%s\r\n" % (len(x.encode()), x)
+    return "".join(one(x) for x in items)
+
+
+def sig(topic, frm, data):
+    """backplane.signing_key's HMAC-SHA256, keyed with FUZZ_SECRET as fuzz_redis.c does."""
+    return hmac.new(SECRET, ("%s\n%s\n%s" % (topic, frm, data)).encode(), hashlib.sha256).hexdigest()
+
+
+def payload(epoch, mid, frm, data, signed=True):
+    return "%s\n%s\n%s\n%s\n%s" % (epoch, mid, sig("room:1", frm, data) if signed else "", frm, data)
+
+
+corpora["fuzz_redis"] = {
+    "message": resp(["message", "topic:room:1", payload(EPOCH, "%d-0" % MS, "alice", '{"t":"hi"}', False)]),
+    "message-signed": resp(["message", "topic:room:1", payload(EPOCH, "%d-1" % MS, "bob", "[1,2]")]),
+    "message-forged": resp(["message", "topic:room:1", payload(EPOCH, "%d-2" % MS, "mallory", "1", False)]),
+    "subscribe": resp(["subscribe", "topic:room:1", 1]),
+    "two-replies": resp(["message", "topic:room:1", payload(EPOCH, "1-0", "", "null")],
+                        ["message", "topic:user:bob", payload(EPOCH, "1-1", "alice", '"x"')]),
+    "history": resp([EPOCH, "%d-1" % MS, 0, 0,
+                     "%d-0" % MS, "alice", '{"t":"hi"}', sig("room:1", "alice", '{"t":"hi"}'),
+                     "%d-1" % MS, "bob", "2", sig("room:1", "bob", "2")]),
+    "history-reset": resp(["0000000000000000", "0-0", 1, 0]),
+    "history-more": resp([EPOCH, "9-0", 0, 1, "5-0", "", "true", ""]),
+    "noscript": "-NOSCRIPT No matching script. Please use EVAL.\r\n",
+}
+
 for name, files in corpora.items():
     d = os.path.join(HERE, "corpus", name)
     os.makedirs(d, exist_ok=True)

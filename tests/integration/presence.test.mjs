@@ -102,6 +102,7 @@ test('redis: counts over two nodes, events, and a SIGKILLed node stops counting 
     const [a, b] = cl.nodes;
     const watcher = openSSE(b, `topics=presence:alice&token=${tokenFor('watcher')}`);
     await waitFor(async () => (await cl.redis.numsub('topic:presence:alice')) >= 1, 5000, 'watcher subscribed');
+    await watcher.waitFor((s) => s.raw.includes('retry:')); // written once the stream is live
 
     const wsA = await openWS(a, tokenFor('alice'));
     const sseA = openSSE(a, `token=${tokenFor('alice')}`);
@@ -149,6 +150,7 @@ test('redis: a SIGKILLed node that held the only connection: offline and one lea
     const [a, b] = cl.nodes;
     const watcher = openSSE(b, `topics=presence:dave&token=${tokenFor('watcher')}`);
     await waitFor(async () => (await cl.redis.numsub('topic:presence:dave')) >= 1, 5000, 'watcher subscribed');
+    await watcher.waitFor((s) => s.raw.includes('retry:')); // written once the stream is live
     const ws = await openWS(a, tokenFor('dave'));
     await waitFor(async () => (await conns(b, 'dave')) === 1, 5000, 'dave online');
     a.proc.kill('SIGKILL');

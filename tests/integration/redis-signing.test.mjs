@@ -7,7 +7,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startGateway, http, openWS, publish, sleep, freePort, waitFor } from './lib.mjs';
+import { startGateway, http, openSSE, openWS, publish, sleep, freePort, waitFor } from './lib.mjs';
 
 const until = (pred, ms, what) => waitFor(pred, ms, what, 30);
 
@@ -55,6 +55,44 @@ test('signed messages flow; forged ones, live or in history, are dropped and log
     await bob2.close();
   } finally {
     for (const n of nodes) assert.equal((await n.stop()).code, 0, n.logs());
+    redis.kill('SIGTERM');
+    await new Promise((r) => (redis.exitCode !== null ? r() : redis.on('exit', r)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('without a key, raw Redis entries that would break the envelope or inject SSE lines are dropped', async () => {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'rtgate-wire-'));
+  const redis = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  const cli = (...a) => execFileSync('redis-cli', ['-p', String(port), ...a]).toString().trim();
+  let n1, sse;
+  try {
+    await until(() => { try { return cli('PING') === 'PONG'; } catch { return false; } }, 10000, 'redis');
+    n1 = await startGateway({ backplane: { type: 'redis', url: `redis://127.0.0.1:${port}/0` } });
+    await until(async () => (await http(n1, '/readyz')).status === 200, 10000, 'ready');
+    sse = openSSE(n1, `topics=room:wire&token=${n1.token('bob')}`);
+    await sse.waitFor((s) => s.raw.includes('retry:'), 10000);
+    await until(() => cli('PUBSUB', 'NUMSUB', 'topic:room:wire').endsWith('1'), 5000, 'subscribed');
+    const a = await publish(n1, 'room:wire', 'first');
+    await sse.waitFor((s) => s.messages().length === 1, 10000);
+    const epoch = cli('GET', '{topic:room:wire}:epoch');
+    // ids just after the first message's, so the hub takes them as the next ones
+    const ms = a.id.split('-')[0];
+    const raw = (seq, from, data) => cli('PUBLISH', 'topic:room:wire', `${epoch}\n${ms}-${seq}\n\n${from}\n${data}`);
+    raw(1, 'mal"lory', '1');                                      // a quote in the sender
+    raw(2, 'mallory', '"x"\n\nevent: reset\ndata: {}');          // SSE injection
+    raw(3, 'mallory', '{"open":');                                // not JSON
+    raw(4, 'mallory', '"hand-written but well formed"');          // accepted: there is no key
+    const b = await publish(n1, 'room:wire', 'last');
+    await sse.waitFor((s) => s.messages().some((m) => m.id === b.id), 10000);
+    assert.deepEqual(sse.messages().map((m) => m.data), ['first', 'hand-written but well formed', 'last']);
+    assert.ok(!sse.raw.includes('event: reset'), sse.raw);
+    assert.equal(sse.messages()[0].id, a.id);
+    assert.match(n1.logs(), /ignored a malformed message on 'topic:room:wire'/);
+  } finally {
+    await sse?.close();
+    if (n1) assert.equal((await n1.stop()).code, 0, n1.logs());
     redis.kill('SIGTERM');
     await new Promise((r) => (redis.exitCode !== null ? r() : redis.on('exit', r)));
     rmSync(dir, { recursive: true, force: true });

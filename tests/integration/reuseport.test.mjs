@@ -35,6 +35,7 @@ test('two processes share one port: both serve, and messages cross between them'
     const readers = [];
     for (let i = 0; i < 10; i++) readers.push(openSSE(gws[0], `token=${tokenFor('bob')}`));
     await waitFor(async () => (await redis.numsub('topic:user:bob')) === 2, 10000, 'both processes subscribed');
+    for (const r of readers) await r.waitFor((s) => s.raw.includes('retry:')); // live
     for (let i = 0; i < 4; i++) assert.equal((await tryPublish(gws[0], 'user:bob', { i })).status, 200);
     for (const r of readers) await r.waitFor((s) => s.messages().length === 4, 10000);
     for (const r of readers) assert.deepEqual(r.messages().map((m) => m.data.i), [0, 1, 2, 3]);

@@ -67,6 +67,7 @@ test('the primary is killed during traffic: delivery resumes on the promoted rep
 
     const reader = openSSE(gw, `token=${tokenFor('bob')}`);
     await waitFor(async () => (await primary.numsub('topic:user:bob')) === 1, 5000, 'reader subscribed');
+    await reader.waitFor((s) => s.raw.includes('retry:')); // written once the stream is live
 
     // traffic: one publish after the other, through the failover
     const acked = [];

@@ -53,6 +53,7 @@ test('three shards: topics spread, every node agrees, one dead shard takes only 
     // put the topic on the same shard
     const sse = openSSE(b, `topics=${topics.join(',')}&token=${tokenFor('reader')}`);
     for (const t of topics) await waitFor(async () => (await Promise.all(redises.map((x) => x.numsub(`topic:${t}`)))).reduce((s, n) => s + n, 0) === 1, 5000, `${t} subscribed once`);
+    await sse.waitFor((s) => s.raw.includes('retry:')); // written once every topic is live
     for (const t of topics) assert.equal((await tryPublish(a, t, { n: 1, t })).status, 200);
     await sse.waitFor((s) => s.messages().length === N, 10000);
 

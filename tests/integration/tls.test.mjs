@@ -4,24 +4,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startGateway, API_KEY } from './lib.mjs';
+import { testCertificates } from './tls-lib.mjs';
 
-const dir = mkdtempSync(join(tmpdir(), 'rtgate-tls-'));
-const f = (n) => join(dir, n);
-const ossl = (...a) => execFileSync('openssl', a, { stdio: ['ignore', 'pipe', 'pipe'] });
-ossl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '2',
-  '-subj', '/CN=rtgate test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
-ossl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=127.0.0.1',
-  '-keyout', f('srv.key'), '-out', f('srv.csr'));
-writeFileSync(f('ext.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\n');
-ossl('x509', '-req', '-in', f('srv.csr'), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial',
-  '-days', '2', '-extfile', f('ext.cnf'), '-out', f('srv.pem'));
-test.after(() => rmSync(dir, { recursive: true, force: true }));
+const tc = testCertificates();
+const { f, ossl } = tc;
+test.after(() => tc.cleanup());
 
 function get(gw, path, token) {
   return new Promise((resolve, reject) => {

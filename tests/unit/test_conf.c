@@ -97,6 +97,7 @@ static void assert_defaults(const struct conf *cf)
 {
     assert_string_equal(cf->listen_address, "127.0.0.1");
     assert_int_equal(cf->listen_port, 8080);
+    assert_int_equal(cf->listen_http2, 0);
     assert_int_equal(cf->log_level, LOG_INFO);
     assert_int_equal(cf->log_format, LOG_FORMAT_PLAIN);
     assert_int_equal(cf->log_access, 0);
@@ -287,6 +288,11 @@ static void test_unknown_keys(void **state)
 
 static void test_wrong_types(void **state)
 {
+    expect_error("{\"listen\":{\"http2\":1}," AUTH "}",
+                 "x.json: listen.http2: must be true or false, not an integer");
+    expect_error("{\"listen\":{\"http2\":true}," AUTH "}",
+                 "x.json: listen.http2: needs tls_cert_file and tls_key_file (browsers negotiate "
+                 "h2 by TLS ALPN)");
     expect_error("{\"listen\":{\"port\":\"8080\"}," AUTH "}",
                  "x.json: listen.port: must be an integer from 0 to 65535, not a string");
     expect_error("{\"listen\":{\"port\":8080.0}," AUTH "}",
