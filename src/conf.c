@@ -74,7 +74,7 @@ static const char *const key_keys[] = {
 static const char *const backplane_keys[] = {
     "type",          "url",         "username",    "password",         "connect_timeout_ms",
     "history_ttl_s", "max_pending", "signing_key", "signing_key_file", "shards",
-    "sentinel",      NULL};
+    "sentinel",      "seeds",       NULL};
 static const char *const sentinel_keys[] = {"master", "addresses", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
@@ -736,26 +736,27 @@ static int parse_main_url(struct parse *p, const char *url, struct conf *nc)
     return r;
 }
 
-static int parse_shards(struct parse *p, json_t *sec, struct conf *nc)
+/* backplane.shards, or backplane.seeds (the masters of a cluster): @name says which. */
+static int parse_shards(struct parse *p, json_t *sec, struct conf *nc, const char *name)
 {
-    json_t *v = json_object_get(sec, "shards"), *x;
+    json_t *v = json_object_get(sec, name), *x;
     size_t i;
     char key[32];
 
     if (!v)
         return 0;
     if (json_object_get(sec, "url"))
-        return fail(p, "backplane", "shards", "give \"url\" or \"shards\", not both");
+        return fail(p, "backplane", name, "give \"url\" or \"%s\", not both", name);
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(p, "backplane", "shards", "must be a non-empty array of redis:// URLs");
+        return fail(p, "backplane", name, "must be a non-empty array of redis:// URLs");
     if (json_array_size(v) > CONF_MAX_SHARDS)
-        return fail(p, "backplane", "shards", "at most %d shards, not %zu", CONF_MAX_SHARDS,
+        return fail(p, "backplane", name, "at most %d shards, not %zu", CONF_MAX_SHARDS,
                     json_array_size(v));
     json_array_foreach(v, i, x)
     {
         struct conf_redis_addr *a = &nc->redis_shards[i];
 
-        snprintf(key, sizeof(key), "shards[%zu]", i);
+        snprintf(key, sizeof(key), "%s[%zu]", name, i);
         if (!json_is_string(x))
             return fail(p, "backplane", key, "must be a string, not %s", type_name(x));
         a->port = 6379;
@@ -765,7 +766,7 @@ static int parse_shards(struct parse *p, json_t *sec, struct conf *nc)
         for (size_t k = 0; k < i; k++)
             if (strcmp(nc->redis_shards[k].host, a->host) == 0 &&
                 nc->redis_shards[k].port == a->port && nc->redis_shards[k].db == a->db)
-                return fail(p, "backplane", key, "the same server as shards[%zu]", k);
+                return fail(p, "backplane", key, "the same server as %s[%zu]", name, k);
     }
     return 0;
 }
@@ -842,7 +843,8 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
     int r;
 
     r = get_str(p, sec, "backplane", "url", &s, &len);
-    if (r < 0 || (r == 1 && parse_main_url(p, s, nc) < 0) || parse_shards(p, sec, nc) < 0 ||
+    if (r < 0 || (r == 1 && parse_main_url(p, s, nc) < 0) ||
+        parse_shards(p, sec, nc, "shards") < 0 || parse_shards(p, sec, nc, "seeds") < 0 ||
         parse_sentinel(p, sec, nc) < 0)
         return -1;
     r = get_str(p, sec, "backplane", "username", &s, &len);
@@ -891,9 +893,11 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
         s = "local"; /* the default: the redis keys make no sense without "type": "redis" */
         len = 5;
     }
-    if (strcmp(s, "local") != 0 && strcmp(s, "redis") != 0)
+    if (strcmp(s, "local") != 0 && strcmp(s, "redis") != 0 && strcmp(s, "redis-cluster") != 0)
         return fail(p, "backplane", "type",
-                    "unsupported backplane type \"%s\" (\"local\" or \"redis\")", s);
+                    "unsupported backplane type \"%s\" (\"local\", \"redis\" or "
+                    "\"redis-cluster\")",
+                    s);
     xfree(nc->backplane_type);
     nc->backplane_type = xstrndup(s, len);
     if (strcmp(s, "local") == 0) {
@@ -901,6 +905,21 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
             if (json_object_get(sec, *k))
                 return fail(p, "backplane", *k, "only for \"type\": \"redis\"");
         return 0;
+    }
+    if (strcmp(s, "redis-cluster") == 0) {
+        static const char *const not_here[] = {"url", "shards", "sentinel", NULL};
+
+        for (const char *const *k = not_here; *k; k++)
+            if (json_object_get(sec, *k))
+                return fail(p, "backplane", *k,
+                            "not with \"type\": \"redis-cluster\" (list its masters in "
+                            "\"seeds\")");
+        if (!json_object_get(sec, "seeds"))
+            return fail(p, "backplane", "seeds",
+                        "\"type\": \"redis-cluster\" needs the cluster's masters, e.g. "
+                        "[\"redis://10.0.0.1:7000\"]");
+    } else if (json_object_get(sec, "seeds")) {
+        return fail(p, "backplane", "seeds", "only for \"type\": \"redis-cluster\"");
     }
     return parse_redis(p, sec, nc);
 }

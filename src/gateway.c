@@ -129,8 +129,8 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
         snprintf(err, errlen, "gateway: cannot init event loop");
         return -1;
     }
-    if (strcmp(cf->backplane_type, "redis") == 0) {
-        gw->hub = hub_new(0); /* history lives in Redis streams */
+    if (strncmp(cf->backplane_type, "redis", 5) == 0) { /* "redis", "redis-cluster" */
+        gw->hub = hub_new(0);                           /* history lives in Redis streams */
         gw->bp = redis_backplane_new(&gw->loop, cf, gw->hub, err, errlen);
         if (!gw->bp) {
             hub_free(gw->hub);
@@ -142,7 +142,10 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
         gw->bp = backplane_local_new(gw->hub);
     }
     hub_set_backplane(gw->hub, gw->bp);
-    if (cf->presence_enabled)
+    if (cf->presence_enabled && strcmp(cf->backplane_type, "redis-cluster") == 0)
+        log_warn("gateway: presence is not available with a redis-cluster backplane yet: "
+                 "GET /v1/presence answers 404");
+    else if (cf->presence_enabled)
         gw->presence = presence_new(gw->hub, gw->bp, cf->presence_events);
     gw->http = http_server_new(&gw->loop, cf, gw->hub, gw->bp, err, errlen);
     if (!gw->http)

@@ -12,7 +12,9 @@
  * subscribers is subscribed again and the hub re-reads from each stream what it missed. */
 #include "rtgate/redis_backplane.h"
 
+#include "redis_csub.h"
 #include "rtgate/backplane.h"
+#include "rtgate/cluster_slot.h"
 #include "rtgate/conf.h"
 #include "rtgate/dlist.h"
 #include "rtgate/log.h"
@@ -230,8 +232,10 @@ struct shard {
     uint64_t n_published, n_refused, n_reconnects; /* per-shard metrics */
     /* backplane.sentinel: the primary's address comes from a Sentinel, asked again before
      * every (re)connect; a connection that finds a replica is dropped and asks again */
-    redisAsyncContext *sq; /* SENTINEL get-master-addr-by-name in flight */
-    size_t sq_next;        /* the Sentinel to ask next (round robin) */
+    struct csub *csub;       /* redis-cluster: the SSUBSCRIBE connection (instead of sub) */
+    unsigned pending_unsubs; /* redis-cluster: SUNSUBSCRIBEs we sent, not yet confirmed */
+    redisAsyncContext *sq;   /* SENTINEL get-master-addr-by-name in flight */
+    size_t sq_next;          /* the Sentinel to ask next (round robin) */
     unsigned need_master : 1;
 };
 
@@ -242,11 +246,16 @@ struct redis_backplane {
     const struct conf *cf;
     struct shard *shards;
     size_t n_shards;
-    struct ring *ring;       /* topic -> shard; NULL with one shard */
-    char node_id[17];        /* presence: this process, random hex */
-    uv_timer_t pres_tick;    /* presence: refresh, reap, hourly resync (every shard) */
-    uint64_t pres_sync_ms;   /* when the counts were last all written */
-    unsigned n_handles;      /* timers not yet closed */
+    struct ring *ring;                  /* topic -> shard; NULL with one shard */
+    char node_id[17];                   /* presence: this process, random hex */
+    uv_timer_t pres_tick;               /* presence: refresh, reap, hourly resync (every shard) */
+    uint64_t pres_sync_ms;              /* when the counts were last all written */
+    unsigned n_handles;                 /* timers not yet closed */
+    int cluster;                        /* backplane.type "redis-cluster" */
+    int presence_on;                    /* presence kept in Redis (not with a cluster, yet) */
+    char *publish_script;               /* publish_lua, or its cluster form (SPUBLISH) */
+    unsigned char slots[CLUSTER_SLOTS]; /* redis-cluster: shard index of each slot, 0xff none */
+    unsigned map_known : 1, map_refreshing : 1;
     redisAsyncContext *ssub; /* sentinel: subscribed to +switch-master */
     size_t ssub_next;
     uv_timer_t ssub_retry;
@@ -258,9 +267,18 @@ static struct redis_backplane *top(struct backplane *bp)
     return container_of(bp, struct redis_backplane, bp);
 }
 
-/* The shard of @topic: the same on every node given the same shards (ring.h). */
+/* The shard of @topic: the same on every node given the same shards (ring.h); in a cluster
+ * the master of the channel's slot (until the slot map is known, shard 0 holds the requests:
+ * nothing is sent before the map comes). */
 static struct shard *shard_of(struct redis_backplane *rb, const char *topic, size_t len)
 {
+    if (rb->cluster) {
+        char chan[TOPIC_MAX_LEN + 8];
+        int n = topic_format_channel(chan, sizeof(chan), topic, len);
+        unsigned owner = n > 0 ? rb->slots[cluster_key_slot(chan, (size_t)n)] : 0xff;
+
+        return owner < rb->n_shards ? &rb->shards[owner] : &rb->shards[0];
+    }
     return rb->ring ? &rb->shards[ring_lookup(rb->ring, topic, len)] : &rb->shards[0];
 }
 
@@ -277,6 +295,7 @@ static void connect_missing(struct shard *sh);
 static void flush_ops(struct shard *sh);
 static void presence_beat(struct shard *sh);
 static void resync(struct shard *sh);
+static void refresh_slots(struct redis_backplane *rb);
 
 static void free_ctx(redisAsyncContext **acp)
 {
@@ -317,6 +336,8 @@ static void drop(struct shard *sh, int sub, int cmd, const char *why)
     }
     if (sub) {
         free_ctx(&sh->sub);
+        csub_close(sh->csub);
+        sh->csub = NULL;
         sh->sub_setup = -1;
     }
     if (cmd) {
@@ -342,7 +363,8 @@ static void on_later(uv_timer_t *t)
 
     if (sh->state == RB_CLOSED)
         return;
-    bad_sub = sh->state != RB_DOWN && is_bad(sh->sub, sh->sub_setup);
+    bad_sub = sh->state != RB_DOWN &&
+              (sh->rb->cluster ? !sh->csub || sh->sub_setup < 0 : is_bad(sh->sub, sh->sub_setup));
     bad_cmd = sh->state != RB_DOWN && is_bad(sh->cmd, sh->cmd_setup);
     if (bad_sub || bad_cmd)
         drop(sh, bad_sub, bad_cmd, "connection lost or refused");
@@ -431,6 +453,8 @@ static void become_ready(struct shard *sh)
         hub_for_each_topic(sh->rb->hub, resubscribe_one, sh);
     }
     flush_ops(sh);
+    if (sh->rb->cluster && !sh->rb->map_known)
+        refresh_slots(sh->rb);
     /* register the node, then write every count: changes made while Redis was away were
      * not sent (a script runs after the one before it on this connection) */
     presence_beat(sh);
@@ -662,6 +686,7 @@ static redisAsyncContext *open_ctx(struct shard *sh)
 }
 
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv);
+static struct csub *open_csub(struct shard *sh);
 
 /* (Re)opens whichever connection is missing and sends its set-up: the subscriber gets AUTH
  * (or a PING, to learn it is connected); the command connection AUTH, SELECT, the scripts. */
@@ -674,7 +699,10 @@ static void connect_missing(struct shard *sh)
     if (sh->need_master)
         return ask_sentinel(sh);
     sh->state = RB_CONNECTING;
-    if (!sh->sub) {
+    if (sh->rb->cluster && !sh->csub) {
+        if (!(sh->csub = open_csub(sh)))
+            return drop(sh, 1, 0, "cannot create connection");
+    } else if (!sh->rb->cluster && !sh->sub) {
         if (!(sh->sub = open_ctx(sh)))
             return drop(sh, 1, 0, "cannot create connection");
         sh->sub_fresh = 1;
@@ -696,10 +724,11 @@ static void connect_missing(struct shard *sh)
             redisAsyncCommand(sh->cmd, on_role_reply, NULL, "ROLE");
             sh->cmd_setup++;
         }
-        redisAsyncCommand(sh->cmd, on_setup_reply, sh->publish_sha, "SCRIPT LOAD %s", publish_lua);
+        redisAsyncCommand(sh->cmd, on_setup_reply, sh->publish_sha, "SCRIPT LOAD %s",
+                          sh->rb->publish_script);
         redisAsyncCommand(sh->cmd, on_setup_reply, sh->history_sha, "SCRIPT LOAD %s", history_lua);
         sh->cmd_setup += 2;
-        if (sh->rb->cf->presence_enabled) {
+        if (sh->rb->presence_on) {
             redisAsyncCommand(sh->cmd, on_setup_reply, sh->pset_sha, "SCRIPT LOAD %s",
                               presence_set_lua);
             redisAsyncCommand(sh->cmd, on_setup_reply, sh->pget_sha, "SCRIPT LOAD %s",
@@ -776,12 +805,32 @@ static void send_batch(struct shard *sh, int subscribe)
     xfree(argv);
 }
 
+/* A cluster node takes SSUBSCRIBE for channels of its own slots only, and one slot per
+ * command: one command per channel. */
+static void send_cluster_ops(struct shard *sh)
+{
+    for (size_t i = 0; i < sh->n_ops; i++) {
+        struct pending_op *op = &sh->ops[i];
+        char chan[TOPIC_MAX_LEN + 8];
+        int n = topic_format_channel(chan, sizeof(chan), op->topic, op->len);
+        const char *argv[2] = {op->subscribe ? "SSUBSCRIBE" : "SUNSUBSCRIBE", chan};
+        size_t lens[2] = {strlen(argv[0]), (size_t)n};
+
+        if (n > 0 && csub_send(sh->csub, 2, argv, lens) == 0 && !op->subscribe)
+            sh->pending_unsubs++;
+    }
+}
+
 static void flush_ops(struct shard *sh)
 {
-    if (sh->state != RB_READY || !sh->sub)
+    if (sh->state != RB_READY || (sh->rb->cluster ? !sh->csub || !sh->rb->map_known : !sh->sub))
         return;
-    send_batch(sh, 1);
-    send_batch(sh, 0);
+    if (sh->rb->cluster) {
+        send_cluster_ops(sh);
+    } else {
+        send_batch(sh, 1);
+        send_batch(sh, 0);
+    }
     for (size_t i = 0; i < sh->n_ops; i++)
         xfree(sh->ops[i].topic);
     sh->n_ops = 0;
@@ -825,40 +874,269 @@ static void count_forged(struct redis_backplane *rb, const char *topic, size_t t
     }
 }
 
+/* A message on @topic's channel: one msg for every local subscriber. */
+static void deliver(struct shard *sh, const char *topic, size_t tlen, const redisReply *payload)
+{
+    struct redis_wire_key key = key_of(sh->rb);
+    int forged;
+    struct msg *m = redis_wire_message(&key, topic, tlen, payload->str, payload->len, &forged);
+
+    if (!m) {
+        if (forged)
+            count_forged(sh->rb, topic, tlen, 1);
+        else
+            log_warn("backplane: ignored a malformed message on 'topic:%.*s'", (int)tlen, topic);
+        return;
+    }
+    hub_ingest(sh->rb->hub, m);
+    msg_unref(m);
+}
+
+/* The kind and topic of a Pub/Sub push ["<kind>", "topic:<name>", ...]; 0, or -1. */
+static int push_of(const redisReply *r, const char **kind, const char **topic, size_t *tlen)
+{
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements < 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        r->element[1]->len < 7)
+        return -1;
+    *kind = r->element[0]->str;
+    *topic = r->element[1]->str + 6; /* "topic:" */
+    *tlen = r->element[1]->len - 6;
+    return 0;
+}
+
 static void on_sub_reply(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct shard *sh = ac->data;
-    redisReply *r = reply, *kind, *chan;
-    const char *topic;
+    redisReply *r = reply;
+    const char *kind, *topic;
     size_t tlen;
 
-    if (!sh || !r || r->type != REDIS_REPLY_ARRAY || r->elements < 3)
+    if (!sh || push_of(r, &kind, &topic, &tlen) != 0)
         return;
-    kind = r->element[0];
-    chan = r->element[1];
-    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING || chan->len < 7)
-        return;
-    topic = chan->str + 6; /* "topic:" */
-    tlen = chan->len - 6;
-    if (strcmp(kind->str, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
-        struct redis_wire_key key = key_of(sh->rb);
-        int forged;
-        struct msg *m =
-            redis_wire_message(&key, topic, tlen, r->element[2]->str, r->element[2]->len, &forged);
-
-        if (!m) {
-            if (forged)
-                count_forged(sh->rb, topic, tlen, 1);
-            else
-                log_warn("backplane: ignored a malformed message on '%s'", chan->str);
-            return;
-        }
-        hub_ingest(sh->rb->hub, m);
-        msg_unref(m);
-    } else if (strcmp(kind->str, "subscribe") == 0) {
+    if (strcmp(kind, "message") == 0 && r->element[2]->type == REDIS_REPLY_STRING)
+        deliver(sh, topic, tlen, r->element[2]);
+    else if (strcmp(kind, "subscribe") == 0)
         /* resync: after a reconnect the hub re-reads what it missed (a no-op for new topics) */
         hub_on_backplane_subscribed(sh->rb->hub, topic, tlen, 1);
+}
+
+/* ---- Redis Cluster: slot map, sharded Pub/Sub ---- */
+
+static void refresh_slots(struct redis_backplane *rb);
+
+static void on_csub_reply(void *ud, redisReply *r)
+{
+    struct shard *sh = ud;
+    const char *kind, *topic;
+    size_t tlen;
+
+    if (sh->sub_setup > 0) { /* PING or AUTH */
+        if (r->type == REDIS_REPLY_ERROR) {
+            log_err("backplane: redis %s:%d refused setup: %s", sh->host, sh->port, r->str);
+            sh->sub_setup = -1;
+            soon(sh);
+        } else if (--sh->sub_setup == 0 && sh->cmd_setup == 0) {
+            become_ready(sh);
+        }
+        return;
     }
+    if (r->type == REDIS_REPLY_ERROR) {
+        /* an SSUBSCRIBE sent to a node that no longer owns the slot (MOVED): the map is
+         * refreshed, and every topic whose owner changed moves there */
+        log_notice("backplane: redis %s:%d: %s; refreshing the slot map", sh->host, sh->port,
+                   r->str);
+        refresh_slots(sh->rb);
+        return;
+    }
+    if (push_of(r, &kind, &topic, &tlen) != 0)
+        return;
+    if (strcmp(kind, "smessage") == 0 && r->element[2]->type == REDIS_REPLY_STRING) {
+        deliver(sh, topic, tlen, r->element[2]);
+    } else if (strcmp(kind, "ssubscribe") == 0) {
+        hub_on_backplane_subscribed(sh->rb->hub, topic, tlen, 1);
+    } else if (strcmp(kind, "sunsubscribe") == 0) {
+        if (sh->pending_unsubs) {
+            sh->pending_unsubs--; /* ours */
+            return;
+        }
+        /* the server dropped us: the slot is migrating away */
+        log_notice("backplane: redis %s:%d unsubscribed 'topic:%.*s' (slot moved); refreshing "
+                   "the slot map",
+                   sh->host, sh->port, (int)tlen, topic);
+        refresh_slots(sh->rb);
+    }
+}
+
+static void on_csub_gone(void *ud, const char *why)
+{
+    struct shard *sh = ud;
+
+    sh->csub = NULL;
+    sh->sub_setup = -1;
+    soon(sh);
+}
+
+static struct csub *open_csub(struct shard *sh)
+{
+    struct csub *c = csub_open(sh->rb->loop, sh->host, sh->port, on_csub_reply, on_csub_gone, sh);
+    const char *argv[3];
+    size_t lens[3];
+    int argc = 0;
+
+    if (!c)
+        return NULL;
+    sh->sub_fresh = 1;
+    sh->pending_unsubs = 0;
+    if (sh->password) {
+        argv[argc++] = "AUTH";
+        if (sh->username)
+            argv[argc++] = sh->username;
+        argv[argc++] = sh->password;
+    } else {
+        argv[argc++] = "PING";
+    }
+    for (int i = 0; i < argc; i++)
+        lens[i] = strlen(argv[i]);
+    csub_send(c, argc, argv, lens);
+    sh->sub_setup = 1;
+    return c;
+}
+
+static struct shard *shard_at(struct redis_backplane *rb, const char *host, size_t hlen, int port)
+{
+    for (size_t i = 0; i < rb->n_shards; i++)
+        if (rb->shards[i].port == port && strlen(rb->shards[i].host) == hlen &&
+            memcmp(rb->shards[i].host, host, hlen) == 0)
+            return &rb->shards[i];
+    return NULL;
+}
+
+struct rehome {
+    struct redis_backplane *rb;
+    const unsigned char *old;
+};
+
+/* A topic whose channel's slot changed master: leave the old one, join the new (its
+ * confirmation makes the hub re-read the stream, which moved with the slot). */
+static void rehome_one(void *ud, const char *topic, size_t len)
+{
+    struct rehome *h = ud;
+    struct redis_backplane *rb = h->rb;
+    char chan[TOPIC_MAX_LEN + 8];
+    int n = topic_format_channel(chan, sizeof(chan), topic, len);
+    unsigned slot = n > 0 ? cluster_key_slot(chan, (size_t)n) : 0;
+
+    if (n <= 0 || h->old[slot] == rb->slots[slot])
+        return;
+    if (h->old[slot] < rb->n_shards)
+        add_op(&rb->shards[h->old[slot]], 0, topic, len);
+    if (rb->slots[slot] < rb->n_shards)
+        add_op(&rb->shards[rb->slots[slot]], 1, topic, len);
+}
+
+/* CLUSTER SLOTS: [[start, end, [ip, port, id], replicas...], ...]. */
+static void on_slots(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct shard *sh = ac->data;
+    struct redis_backplane *rb;
+    redisReply *r = reply;
+    static unsigned char old[CLUSTER_SLOTS];
+    int was_known;
+
+    if (!sh)
+        return;
+    rb = sh->rb;
+    rb->map_refreshing = 0;
+    if (!r || r->type != REDIS_REPLY_ARRAY) {
+        log_warn("backplane: CLUSTER SLOTS failed on %s:%d: %s", sh->host, sh->port,
+                 r && r->type == REDIS_REPLY_ERROR ? r->str : "no answer");
+        return;
+    }
+    memcpy(old, rb->slots, sizeof(old));
+    memset(rb->slots, 0xff, sizeof(rb->slots));
+    for (size_t i = 0; i < r->elements; i++) {
+        redisReply *e = r->element[i], *m;
+        struct shard *owner;
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
+            e->element[0]->type != REDIS_REPLY_INTEGER ||
+            e->element[1]->type != REDIS_REPLY_INTEGER ||
+            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2)
+            continue;
+        m = e->element[2];
+        if (m->element[0]->type != REDIS_REPLY_STRING || m->element[1]->type != REDIS_REPLY_INTEGER)
+            continue;
+        owner = shard_at(rb, m->element[0]->str, m->element[0]->len, (int)m->element[1]->integer);
+        if (!owner) {
+            log_warn("backplane: master %s:%lld is not among backplane.seeds: its slots "
+                     "%lld-%lld are refused",
+                     m->element[0]->str, m->element[1]->integer, e->element[0]->integer,
+                     e->element[1]->integer);
+            continue;
+        }
+        for (long long s = e->element[0]->integer; s <= e->element[1]->integer; s++)
+            if (s >= 0 && s < CLUSTER_SLOTS)
+                rb->slots[s] = (unsigned char)(owner - rb->shards);
+    }
+    was_known = rb->map_known;
+    rb->map_known = 1;
+    if (!was_known) {
+        /* what waited on shard 0 goes to its owner now */
+        struct shard *s0 = &rb->shards[0];
+        size_t k = 0;
+
+        for (size_t i = 0; i < s0->n_ops; i++) {
+            struct pending_op op = s0->ops[i];
+            struct shard *to = shard_of(rb, op.topic, op.len);
+
+            if (to == s0) {
+                s0->ops[k++] = op;
+                continue;
+            }
+            add_op(to, op.subscribe, op.topic, op.len);
+            xfree(op.topic);
+        }
+        s0->n_ops = k;
+        log_notice("backplane: redis cluster slot map loaded (%zu ranges)", r->elements);
+    } else {
+        struct rehome h = {rb, old};
+
+        hub_for_each_topic(rb->hub, rehome_one, &h);
+    }
+    for (size_t i = 0; i < rb->n_shards; i++)
+        if (rb->shards[i].state == RB_READY)
+            uv_timer_start(&rb->shards[i].later, on_later, 0, 0);
+}
+
+static void refresh_slots(struct redis_backplane *rb)
+{
+    if (!rb->cluster || rb->map_refreshing)
+        return;
+    for (size_t i = 0; i < rb->n_shards; i++) {
+        struct shard *sh = &rb->shards[i];
+
+        if (sh->state == RB_READY && sh->cmd) {
+            rb->map_refreshing = 1;
+            redisAsyncCommand(sh->cmd, on_slots, NULL, "CLUSTER SLOTS");
+            return;
+        }
+    }
+}
+
+/* A MOVED answer to a publish or history read: the slot's owner is known at once. */
+static void note_redirect(struct shard *sh, const redisReply *r)
+{
+    struct cluster_redirect d;
+    struct shard *to;
+
+    if (!sh->rb->cluster || !r || r->type != REDIS_REPLY_ERROR ||
+        cluster_parse_redirect(r->str, r->len, &d) != 0)
+        return;
+    to = shard_at(sh->rb, d.host, strlen(d.host), d.port);
+    if (!d.ask && to)
+        sh->rb->slots[d.slot] = (unsigned char)(to - sh->rb->shards);
+    refresh_slots(sh->rb);
 }
 
 /* ---- publish and history ---- */
@@ -878,9 +1156,9 @@ static void check_noscript(struct shard *sh, const redisReply *r)
      * under us): this request fails, the reload makes the next one work */
     if (r && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0 && sh->cmd) {
         log_warn("backplane: redis lost our scripts, reloading them");
-        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", publish_lua);
+        redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", sh->rb->publish_script);
         redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", history_lua);
-        if (sh->rb->cf->presence_enabled) {
+        if (sh->rb->presence_on) {
             redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_set_lua);
             redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_get_lua);
             redisAsyncCommand(sh->cmd, NULL, NULL, "SCRIPT LOAD %s", presence_beat_lua);
@@ -907,6 +1185,7 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
     } else {
         if (r && r->type == REDIS_REPLY_ERROR) {
             check_noscript(sh, r);
+            note_redirect(sh, r); /* this one fails (503); the next goes to the owner */
             log_warn("backplane: publish refused by redis: %s", r->str);
         }
         sh->n_refused++;
@@ -990,6 +1269,7 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
     key = key_of(sh->rb);
     if (redis_wire_history(&key, q->topic, q->len, r, &res, &forged) != 0) {
         check_noscript(sh, r);
+        note_redirect(sh, r);
         if (r && r->type == REDIS_REPLY_ERROR)
             log_warn("backplane: history read refused by redis: %s", r->str);
         else if (r)
@@ -1078,7 +1358,7 @@ static void on_presence_set(redisAsyncContext *ac, void *reply, void *priv)
 
 static void send_presence(struct shard *sh, const char *user, size_t len, unsigned conns)
 {
-    if (sh->state != RB_READY || !sh->cmd || !sh->rb->cf->presence_enabled)
+    if (sh->state != RB_READY || !sh->cmd || !sh->rb->presence_on)
         return; /* written again, all of it, once Redis is back (presence_beat) */
     redisAsyncCommand(sh->cmd, on_presence_set, NULL,
                       "EVALSHA %s 2 rtgate:presence:%b rtgate:node:%s:users %s %b %u %u",
@@ -1132,7 +1412,7 @@ static void presence_beat(struct shard *sh)
 {
     uint64_t ttl_ms = (uint64_t)sh->rb->cf->presence_ttl_s * 1000;
 
-    if (sh->state != RB_READY || !sh->cmd || !sh->rb->cf->presence_enabled)
+    if (sh->state != RB_READY || !sh->cmd || !sh->rb->presence_on)
         return;
     redisAsyncCommand(sh->cmd, on_beat, NULL, "EVALSHA %s 2 rtgate:node:%s rtgate:nodes %llu %s",
                       sh->pbeat_sha, sh->rb->node_id, (unsigned long long)ttl_ms, sh->rb->node_id);
@@ -1303,6 +1583,8 @@ static int rb_is_ready(struct backplane *bp)
     struct redis_backplane *rb = top(bp);
 
     /* up while any shard is: the others' topics flow (the down shard's publishes get 503) */
+    if (rb->cluster && !rb->map_known)
+        return 0;
     for (size_t i = 0; i < rb->n_shards; i++)
         if (rb->shards[i].state == RB_READY)
             return 1;
@@ -1386,6 +1668,8 @@ static void rb_close(struct backplane *bp)
         uv_close((uv_handle_t *)&sh->later, on_shard_timer_closed);
         /* pending replies are answered (NULL) from inside: their owners were detached */
         free_ctx(&sh->sq);
+        csub_close(sh->csub);
+        sh->csub = NULL;
         free_ctx(&sh->sub);
         free_ctx(&sh->cmd);
     }
@@ -1411,6 +1695,7 @@ static void rb_destroy(struct backplane *bp)
     if (rb->n_handles)
         log_warn("backplane: freed with %u timers still closing", rb->n_handles);
     ring_free(rb->ring);
+    xfree(rb->publish_script);
     xfree(rb->shards);
     xfree(rb);
 }
@@ -1431,6 +1716,31 @@ static const struct backplane_ops redis_ops = {
     .shards = rb_shards,
     .metrics = rb_metrics,
 };
+
+/* In a cluster the script may only touch keys of its own slot, and must publish on the
+ * sharded channel: the epoch sequence moves next to the epoch key ("{topic:<name>}:epoch:seq",
+ * same hash tag) and PUBLISH becomes SPUBLISH. New memory. */
+static char *cluster_script(const char *lua, int cluster)
+{
+    static const char *const from[] = {"redis.call('INCR', 'rtgate:epoch-seq')",
+                                       "redis.call('PUBLISH',"};
+    static const char *const to[] = {"redis.call('INCR', KEYS[2] .. ':seq')",
+                                     "redis.call('SPUBLISH',"};
+    size_t len = strlen(lua);
+    char *out = xmalloc(len + 64);
+
+    memcpy(out, lua, len + 1);
+    for (int k = 0; cluster && k < 2; k++) {
+        char *at = strstr(out, from[k]);
+        size_t fl = strlen(from[k]), tl = strlen(to[k]);
+
+        if (!at)
+            continue;
+        memmove(at + tl, at + fl, strlen(at + fl) + 1);
+        memcpy(at, to[k], tl);
+    }
+    return out;
+}
 
 static char *dup_or_null(const char *s)
 {
@@ -1464,6 +1774,10 @@ struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, st
     rb->hub = h;
     rb->loop = loop;
     rb->cf = cf;
+    rb->cluster = strcmp(cf->backplane_type, "redis-cluster") == 0;
+    rb->presence_on = cf->presence_enabled && !rb->cluster;
+    rb->publish_script = cluster_script(publish_lua, rb->cluster);
+    memset(rb->slots, 0xff, sizeof(rb->slots));
     rb->n_shards = cf->n_redis_shards ? cf->n_redis_shards : 1;
     rb->shards = xcalloc(rb->n_shards, sizeof(*rb->shards));
     if (!cf->n_redis_shards) {
@@ -1478,7 +1792,7 @@ struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, st
             shard_init(rb, &rb->shards[i], a->host, a->port, a->db, a->username, a->password);
             names[i] = rb->shards[i].label;
         }
-        if (rb->n_shards > 1)
+        if (rb->n_shards > 1 && !rb->cluster)
             rb->ring = ring_new(names, rb->n_shards, RING_VNODES);
     }
     util_random(raw, sizeof(raw));
@@ -1489,7 +1803,7 @@ struct backplane *redis_backplane_new(uv_loop_t *loop, const struct conf *cf, st
     rb->pres_tick.data = rb->ssub_retry.data = rb;
     rb->n_handles += 2;
     rb->pres_sync_ms = util_now_ms();
-    if (cf->presence_enabled) {
+    if (rb->presence_on) {
         uint64_t every = (uint64_t)cf->presence_ttl_s * 1000 / 3;
 
         uv_timer_start(&rb->pres_tick, on_pres_tick, every, every);

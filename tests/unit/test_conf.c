@@ -607,20 +607,20 @@ static void test_backplane_type(void **state)
 
     expect_error("{\"backplane\":{\"type\":\"x\"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"x\" "
-                 "(\"local\" or \"redis\")");
-    expect_error(
-        "{\"backplane\":{\"type\":\"\"}," AUTH "}",
-        "x.json: backplane.type: unsupported backplane type \"\" (\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
+    expect_error("{\"backplane\":{\"type\":\"\"}," AUTH "}",
+                 "x.json: backplane.type: unsupported backplane type \"\" (\"local\", \"redis\" or "
+                 "\"redis-cluster\")");
     expect_error("{\"backplane\":{\"type\":\"Redis\"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"Redis\" "
-                 "(\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
     expect_error("{\"backplane\":{\"type\":\"redis \"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"redis \" "
-                 "(\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
     /* The type is checked before any other key of the section. */
     expect_error("{\"backplane\":{\"type\":\"x\",\"url\":\"redis://h\"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"x\" "
-                 "(\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
     expect_error("{\"backplane\":{\"type\":null}," AUTH "}",
                  "x.json: backplane.type: must be a string, not null");
 
@@ -780,6 +780,37 @@ static void test_redis_url_errors(void **state)
 }
 
 static char last_changed[64];
+
+static void test_redis_cluster(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis-cluster\",\"password\":\"pw\",\"seeds\":["
+                   "\"redis://10.0.0.1:7000\",\"redis://10.0.0.2:7001\"]}," AUTH "}");
+    assert_string_equal(cf.backplane_type, "redis-cluster");
+    assert_int_equal(cf.n_redis_shards, 2);
+    assert_int_equal(cf.redis_shards[1].port, 7001);
+    assert_string_equal(cf.redis_shards[1].password, "pw");
+    conf_release(&cf);
+
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\"}," AUTH "}",
+                 "x.json: backplane.seeds: \"type\": \"redis-cluster\" needs the cluster's "
+                 "masters, e.g. [\"redis://10.0.0.1:7000\"]");
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\",\"url\":\"redis://a\","
+                 "\"seeds\":[\"redis://b\"]}," AUTH "}",
+                 "x.json: backplane.url: not with \"type\": \"redis-cluster\" (list its masters "
+                 "in \"seeds\")");
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\",\"shards\":[\"redis://a\"],"
+                 "\"seeds\":[\"redis://b\"]}," AUTH "}",
+                 "x.json: backplane.shards: not with \"type\": \"redis-cluster\" (list its "
+                 "masters in \"seeds\")");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"seeds\":[\"redis://b\"]}," AUTH "}",
+                 "x.json: backplane.seeds: only for \"type\": \"redis-cluster\"");
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\",\"seeds\":[\"redis://b\","
+                 "\"redis://b:6379\"]}," AUTH "}",
+                 "x.json: backplane.seeds[1]: the same server as seeds[0]");
+}
 
 static void test_redis_sentinel(void **state)
 {
@@ -1552,6 +1583,7 @@ int main(void)
         cmocka_unit_test(test_presence_section),
         cmocka_unit_test(test_redis_shards),
         cmocka_unit_test(test_redis_sentinel),
+        cmocka_unit_test(test_redis_cluster),
         cmocka_unit_test(test_listen_reuse_port),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
