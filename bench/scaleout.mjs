@@ -13,7 +13,9 @@
 // Prints one JSON line per run: delivered msg/s, p50/p99 publish-to-receipt latency, loss,
 // and the CPU seconds each process used (rtgate nodes, redis-servers, this load generator),
 // then the ratios and which part was the bound (the busiest process relative to one core).
-// Usage: node bench/scaleout.mjs [--mode shards|reuseport|both] [--subs 2000] [--seconds 8]
+//   cluster:   a 3-master Redis Cluster (backplane.type "redis-cluster"), two nodes, same load.
+//
+// Usage: node bench/scaleout.mjs [--mode shards|cluster|reuseport|both] [--subs 2000] [--seconds 8]
 //        [--window 256]
 import { spawn } from 'node:child_process';
 import { createHmac } from 'node:crypto';
@@ -185,6 +187,30 @@ try {
       shards_ratio_to_1: { '2': +(results.shards_2.delivered_per_s / r1).toFixed(3), '3': +(results.shards_3.delivered_per_s / r1).toFixed(3) },
       linear_would_be: { '2': 2, '3': 3 },
     }));
+  }
+  if (MODE === 'cluster' || MODE === 'both') {
+    // three masters with --cluster-enabled yes, joined by redis-cli --cluster create
+    const ms = [];
+    for (let i = 0; i < 3; i++) {
+      let port;
+      do port = await freePort(); while (port > 55000 || !(await new Promise((r) => { const s = net.createServer(); s.once('error', () => r(false)); s.listen(port + 10000, '127.0.0.1', () => s.close(() => r(true))); })));
+      const d = mkdtempSync(join(dir, 'c'));
+      const p = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', d, '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf'], { stdio: 'ignore' });
+      procs.push(p);
+      await waitFor(() => new Promise((r) => { const s = net.connect(port, '127.0.0.1', () => { s.end(); r(true); }); s.on('error', () => r(false)); }), 10000, 'cluster node');
+      ms.push({ port, proc: p, url: `redis://127.0.0.1:${port}/0` });
+    }
+    await new Promise((resolve, reject) => {
+      const c = spawn('redis-cli', ['--cluster', 'create', ...ms.map((m) => `127.0.0.1:${m.port}`), '--cluster-yes'], { stdio: 'ignore' });
+      c.on('exit', (code) => (code === 0 ? resolve() : reject(new Error('cluster create ' + code))));
+    });
+    const bp = { type: 'redis-cluster', seeds: ms.map((m) => m.url) };
+    await sleep(2000); // the masters agree on the configuration
+    const a = await startNode(dir, 'ca', bp, procs), b = await startNode(dir, 'cb', bp, procs);
+    results.cluster_3 = await run('3-master cluster, 2 nodes', [a.port, b.port], [a.proc.pid, b.proc.pid, ...ms.map((m) => m.proc.pid)]);
+    await stopAll();
+    if (results.shards_1)
+      console.log(JSON.stringify({ cluster_ratio_to_1_shard: +(results.cluster_3.delivered_per_s / results.shards_1.delivered_per_s).toFixed(3) }));
   }
   if (MODE === 'reuseport' || MODE === 'both') {
     for (const n of [1, 2]) {

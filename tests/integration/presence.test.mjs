@@ -153,6 +153,9 @@ test('redis: a SIGKILLed node that held the only connection: offline and one lea
     await watcher.waitFor((s) => s.raw.includes('retry:')); // written once the stream is live
     const ws = await openWS(a, tokenFor('dave'));
     await waitFor(async () => (await conns(b, 'dave')) === 1, 5000, 'dave online');
+    // the join is published right after the count is stored: wait for it before the kill (a
+    // node killed in between loses that one event; the count and the leave are not lost)
+    await watcher.waitFor((s) => s.messages().length >= 1);
     a.proc.kill('SIGKILL');
     await ws.closedP;
     await waitFor(async () => (await conns(b, 'dave')) === 0, (TTL + 3) * 1000, 'dave offline');
