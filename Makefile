@@ -9,8 +9,8 @@ BUILD_TYPE  ?= RelWithDebInfo
 WERROR      ?= $(if $(CI),ON,OFF)
 JOBS        ?= $(shell nproc 2>/dev/null || echo 2)
 
-.PHONY: all deps deps-test build run test test-unit test-integration test-asan install format \
-        format-check demo-cluster demo-cluster-stop fuzz clean
+.PHONY: all deps deps-test build run test test-unit test-browser test-integration test-asan install format \
+        format-check demo-cluster demo-cluster-stop demo-url fuzz clean
 
 all: build
 
@@ -30,14 +30,22 @@ build: deps $(BUILD)/CMakeCache.txt
 node_modules/.package-lock.json: package-lock.json
 	npm ci --no-audit --no-fund
 
+# Also serves the demo pages (docker/demo/): scripts/demo-url.sh prints their URLs with tokens.
 run: build
-	./$(BUILD)/rtgate --config $(CONFIG)
+	./$(BUILD)/rtgate --config $(CONFIG) --static-dir docker/demo
+
+demo-url: build
+	@./scripts/demo-url.sh
 
 test: deps-test node_modules/.package-lock.json build
 	ctest --test-dir $(BUILD) --output-on-failure
 
 test-unit: build
 	ctest --test-dir $(BUILD) --output-on-failure -L unit
+
+# The browser client in headless Chromium (Debian's chromium package).
+test-browser: deps-test node_modules/.package-lock.json build
+	ctest --test-dir $(BUILD) --output-on-failure -L browser
 
 test-integration: deps-test node_modules/.package-lock.json build
 	ctest --test-dir $(BUILD) --output-on-failure -L integration

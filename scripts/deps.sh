@@ -23,6 +23,7 @@ if [ "${1:-}" = test ]; then
     clang libclang-rt-14-dev # libFuzzer harnesses (scripts/fuzz.sh)
     chromium      # browser tests, driven by playwright-core (never a downloaded browser)
     iproute2      # ss: connections per test
+    coturn        # TURN server of the WebRTC call tests (started on 127.0.0.1 by the test)
   )
 fi
 

@@ -61,6 +61,25 @@ int auth_b64url_encode(const unsigned char *in, size_t len, char *out, size_t ca
     return (int)o;
 }
 
+int auth_turn_credentials(const char *secret, size_t secret_len, int64_t expiry, const char *user,
+                          size_t user_len, char *username, size_t cap,
+                          char cred[AUTH_TURN_CRED_MAX])
+{
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    int n = snprintf(username, cap, "%" PRId64 ":%.*s", expiry, (int)user_len, user);
+
+    if (n < 0 || (size_t)n >= cap || user_len > INT_MAX)
+        return -1;
+    if (!HMAC(EVP_sha1(), secret, (int)secret_len, (const unsigned char *)username, (size_t)n, mac,
+              &mac_len) ||
+        mac_len != 20)
+        return -1;
+    /* standard, padded base64: what coturn compares against (not the JWT's base64url) */
+    EVP_EncodeBlock((unsigned char *)cred, mac, (int)mac_len);
+    return 0;
+}
+
 static int b64url_value(unsigned char c)
 {
     if (c >= 'A' && c <= 'Z')

@@ -32,6 +32,23 @@ static void local_publish(struct backplane *bp, const char *topic, size_t len, c
         cb(ud, 0, &id);
 }
 
+static void local_send_ephemeral(struct backplane *bp, const char *topic, size_t len,
+                                 const char *from, size_t from_len, const char *data,
+                                 size_t data_len, hub_publish_fn *cb, void *ud)
+{
+    struct backplane_local *l = container_of(bp, struct backplane_local, bp);
+    struct msg *m;
+
+    if (!hub_has_subscribers(l->hub, topic, len)) {
+        cb(ud, HUB_OFFLINE, NULL);
+        return;
+    }
+    m = msg_new_ephemeral(topic, len, util_now_ms(), from, from_len, data, data_len);
+    hub_ingest(l->hub, m);
+    msg_unref(m);
+    cb(ud, 0, NULL);
+}
+
 static void *local_history(struct backplane *bp, const char *topic, size_t len,
                            const struct cursor_pos *from, size_t max, hub_history_fn *fn, void *ud)
 {
@@ -67,6 +84,7 @@ static const struct backplane_ops local_ops = {
     .subscribe = local_subscribe,
     .unsubscribe = local_unsubscribe,
     .publish = local_publish,
+    .send_ephemeral = local_send_ephemeral,
     .history = local_history,
     .cancel = local_cancel,
     .is_ready = local_is_ready,

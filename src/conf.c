@@ -8,9 +8,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include <jansson.h>
 
@@ -44,6 +47,10 @@ static const char *const top_keys[] = {"listen",
                                        "log",
                                        "ready_without_backplane",
                                        "presence",
+                                       "static_dir",
+                                       "node_id",
+                                       "stats",
+                                       "webrtc",
                                        NULL};
 static const char *const listen_keys[] = {
     "address", "port", "tls_cert_file", "tls_key_file", "http2", "reuse_port", NULL};
@@ -77,6 +84,9 @@ static const char *const backplane_keys[] = {
     "sentinel",      "seeds",       NULL};
 static const char *const sentinel_keys[] = {"master", "addresses", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
+static const char *const stats_keys[] = {"access", "interval_ms", NULL};
+static const char *const webrtc_keys[] = {"stun_urls",        "turn_urls",  "turn_secret",
+                                          "turn_secret_file", "turn_ttl_s", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
 static const char *const presence_keys[] = {"enabled", "ttl_s", "events", NULL};
 
@@ -1018,6 +1028,138 @@ static int parse_cors(struct parse *p, json_t *root, struct conf *nc)
                              &nc->n_ws_origins);
 }
 
+/* "static_dir": a directory that exists now, kept as its real path (http_static.c serves only
+ * what resolves inside it); "node_id": a short printable name shown to clients and dashboards;
+ * "stats": who may read GET /v1/stats/stream and how often it speaks. */
+static int set_static_dir(struct parse *p, const char *s, size_t len, struct conf *nc)
+{
+    char real[PATH_MAX];
+    struct stat st;
+
+    if (len == 0 || strlen(s) != len)
+        return fail(p, NULL, "static_dir", "must be a directory path");
+    if (!realpath(s, real) || stat(real, &st) != 0 || !S_ISDIR(st.st_mode))
+        return fail(p, NULL, "static_dir", "\"%s\" is not a directory", s);
+    xfree(nc->static_dir);
+    nc->static_dir = xstrdup(real);
+    return 0;
+}
+
+int conf_set_static_dir(struct conf *cf, const char *dir, char *err, size_t errlen)
+{
+    struct parse p = {"--static-dir", err, errlen};
+
+    return set_static_dir(&p, dir, strlen(dir), cf);
+}
+
+static int parse_web(struct parse *p, json_t *root, struct conf *nc)
+{
+    static const char *const access[] = {"api_key", "public", "off"};
+    const char *s;
+    size_t len;
+    json_t *sec;
+    int r;
+
+    r = get_str(p, root, NULL, "static_dir", &s, &len);
+    if (r < 0 || (r > 0 && set_static_dir(p, s, len, nc) < 0))
+        return -1;
+    r = get_str(p, root, NULL, "node_id", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        if (len == 0 || len > CONF_NODE_ID_MAX)
+            return fail(p, NULL, "node_id", "must be 1 to %d characters", CONF_NODE_ID_MAX);
+        for (size_t i = 0; i < len; i++)
+            if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+                  (s[i] >= '0' && s[i] <= '9') || strchr("_.:-", s[i])))
+                return fail(p, NULL, "node_id", "may hold only letters, digits and _.:-");
+        nc->node_id = xstrndup(s, len);
+    }
+    if (get_section(p, root, "stats", stats_keys, &sec) < 0)
+        return -1;
+    r = get_str(p, sec, "stats", "access", &s, &len);
+    if (r < 0)
+        return -1;
+    if (r > 0) {
+        int found = -1;
+
+        for (int i = 0; i < 3; i++)
+            if (strcmp(s, access[i]) == 0)
+                found = i;
+        if (found < 0)
+            return fail(p, "stats", "access", "must be \"api_key\", \"public\" or \"off\"");
+        nc->stats_access = (enum conf_stats_access)found;
+    }
+    return get_u32(p, sec, "stats", "interval_ms", 100, 60000, &nc->stats_interval_ms);
+}
+
+/* An ICE server URL (RFC 7064/7065): @scheme then a host, no spaces, quotes or controls. */
+static int is_ice_url(const char *s, size_t len, const char *scheme, const char *scheme_s)
+{
+    size_t n = strlen(scheme), ns = strlen(scheme_s);
+
+    if (len > 256)
+        return 0;
+    if (len > ns && strncmp(s, scheme_s, ns) == 0)
+        n = ns;
+    else if (!(len > n && strncmp(s, scheme, n) == 0))
+        return 0;
+    for (size_t i = n; i < len; i++)
+        if ((unsigned char)s[i] <= ' ' || s[i] == '"' || s[i] == '\\' || s[i] == 0x7f)
+            return 0;
+    return s[n] != ':' && s[n] != '?' && s[n] != '/';
+}
+
+static int get_ice_urls(struct parse *p, json_t *sec, const char *key, const char *scheme,
+                        const char *scheme_s, char **out, size_t *n)
+{
+    json_t *list = json_object_get(sec, key), *v;
+    char k[40];
+    size_t i;
+
+    if (!list)
+        return 0;
+    if (!json_is_array(list))
+        return fail(p, "webrtc", key, "must be an array of strings, not %s", type_name(list));
+    if (json_array_size(list) > CONF_MAX_ICE_URLS)
+        return fail(p, "webrtc", key, "at most %d URLs", CONF_MAX_ICE_URLS);
+    json_array_foreach(list, i, v)
+    {
+        snprintf(k, sizeof(k), "%s[%zu]", key, i);
+        if (!json_is_string(v))
+            return fail(p, "webrtc", k, "must be a string, not %s", type_name(v));
+        if (!is_ice_url(json_string_value(v), json_string_length(v), scheme, scheme_s))
+            return fail(p, "webrtc", k, "must be a %shost[:port][?transport=udp|tcp] URL", scheme);
+        out[(*n)++] = xstrndup(json_string_value(v), json_string_length(v));
+    }
+    return 0;
+}
+
+static int parse_webrtc(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+    int r;
+
+    if (get_section(p, root, "webrtc", webrtc_keys, &sec) < 0)
+        return -1;
+    if (!sec)
+        return 0;
+    if (get_ice_urls(p, sec, "stun_urls", "stun:", "stuns:", nc->stun_urls, &nc->n_stun_urls) < 0 ||
+        get_ice_urls(p, sec, "turn_urls", "turn:", "turns:", nc->turn_urls, &nc->n_turn_urls) < 0 ||
+        get_u32(p, sec, "webrtc", "turn_ttl_s", 60, 604800, &nc->turn_ttl_s) < 0)
+        return -1;
+    if ((r = get_secret(p, sec, "webrtc", "turn_secret", &nc->turn_secret, &nc->turn_secret_len)) <
+        0)
+        return -1;
+    if (r && nc->turn_secret_len < CONF_SECRET_MIN)
+        return fail(p, "webrtc", "turn_secret", "must be at least %d bytes", CONF_SECRET_MIN);
+    if (nc->n_turn_urls && !r)
+        return fail(p, "webrtc", "turn_urls", "needs webrtc.turn_secret (or turn_secret_file)");
+    if (r && !nc->n_turn_urls)
+        return fail(p, "webrtc", "turn_secret", "is only used with webrtc.turn_urls");
+    return 0;
+}
+
 static int parse_root(struct parse *p, json_t *root, struct conf *nc)
 {
     if (!json_is_object(root)) {
@@ -1028,7 +1170,8 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
         parse_log_level(p, root, nc) < 0 || parse_log(p, root, nc) < 0 ||
         parse_numbers(p, root, nc) < 0 || parse_auth(p, root, nc) < 0 ||
         parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0 ||
-        parse_presence(p, root, nc) < 0)
+        parse_presence(p, root, nc) < 0 || parse_web(p, root, nc) < 0 ||
+        parse_webrtc(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -1074,6 +1217,9 @@ void conf_init(struct conf *cf)
     cf->presence_enabled = 1;
     cf->presence_ttl_s = 30;
     cf->presence_events = 0;
+    cf->stats_access = CONF_STATS_API_KEY;
+    cf->stats_interval_ms = 1000;
+    cf->turn_ttl_s = 86400;
 }
 
 int conf_load_string(struct conf *cf, const char *name, const char *json, size_t len, char *err,
@@ -1253,6 +1399,8 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
     KEEP_STR(redis_signing_key, "backplane.signing_key");
+    KEEP_STR(static_dir, "static_dir");
+    KEEP_STR(node_id, "node_id");
     KEEP_NUM(redis_signing_key_len, "backplane.signing_key");
     KEEP_NUM(presence_enabled, "presence.enabled");
     KEEP_NUM(presence_ttl_s, "presence.ttl_s");
@@ -1326,4 +1474,16 @@ void conf_release(struct conf *cf)
     free_secret(cf->redis_signing_key);
     cf->redis_signing_key = NULL;
     cf->redis_signing_key_len = 0;
+    xfree(cf->static_dir);
+    cf->static_dir = NULL;
+    xfree(cf->node_id);
+    cf->node_id = NULL;
+    for (size_t i = 0; i < cf->n_stun_urls; i++)
+        xfree(cf->stun_urls[i]);
+    for (size_t i = 0; i < cf->n_turn_urls; i++)
+        xfree(cf->turn_urls[i]);
+    cf->n_stun_urls = cf->n_turn_urls = 0;
+    free_secret(cf->turn_secret);
+    cf->turn_secret = NULL;
+    cf->turn_secret_len = 0;
 }

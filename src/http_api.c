@@ -43,6 +43,50 @@ void api_metrics(struct http_server *srv, struct metrics_buf *b)
 static int check_api_key(struct conn *c);
 static int api_key_may(const struct conn *c, const char *topic, size_t len);
 static int api_presence(struct conn *c);
+static json_t *url_list(char *const *urls, size_t n)
+{
+    json_t *a = json_array();
+
+    for (size_t i = 0; i < n; i++)
+        json_array_append_new(a, json_string(urls[i]));
+    return a;
+}
+
+/* GET /v1/ice: the RTCConfiguration.iceServers a caller should use. TURN gets credentials of
+ * the TURN REST API scheme for this user, valid webrtc.turn_ttl_s, so no long-lived TURN
+ * password ships to browsers and a leaked one expires on its own. */
+static int api_on_ice(struct conn *c)
+{
+    const struct conf *cf = c->srv->cf;
+    char user[TOPIC_ID_MAX + 32], cred[AUTH_TURN_CRED_MAX], *body;
+    json_t *servers, *j;
+    int rc;
+
+    if (http_authenticate(c) != 0)
+        return 0;
+    servers = json_array();
+    if (cf->n_stun_urls)
+        json_array_append_new(servers,
+                              json_pack("{s:o}", "urls", url_list(cf->stun_urls, cf->n_stun_urls)));
+    if (cf->n_turn_urls) {
+        int64_t expiry = (int64_t)(http_now_ms() / 1000) + cf->turn_ttl_s;
+
+        if (auth_turn_credentials(cf->turn_secret, cf->turn_secret_len, expiry, c->id.sub,
+                                  c->id.sub_len, user, sizeof(user), cred) != 0) {
+            json_decref(servers);
+            return http_error(c, 500, "cannot make TURN credentials");
+        }
+        json_array_append_new(servers, json_pack("{s:o,s:s,s:s}", "urls",
+                                                 url_list(cf->turn_urls, cf->n_turn_urls),
+                                                 "username", user, "credential", cred));
+    }
+    j = json_pack("{s:o,s:I}", "iceServers", servers, "ttl", (json_int_t)cf->turn_ttl_s);
+    body = json_dumps(j, JSON_COMPACT);
+    rc = http_respond(c, 200, NULL, body, strlen(body), NULL); /* no-store, like every answer */
+    free(body);
+    json_decref(j);
+    return rc;
+}
 
 int api_on_get(struct conn *c, const char *path)
 {
@@ -50,6 +94,8 @@ int api_on_get(struct conn *c, const char *path)
 
     if (strcmp(path, "/v1/presence") == 0)
         return api_presence(c);
+    if (strcmp(path, "/v1/ice") == 0)
+        return api_on_ice(c);
     if (strcmp(path, "/healthz") == 0)
         return http_respond(c, 200, NULL, "{\"status\":\"ok\"}", 15, NULL);
     if (strcmp(path, "/readyz") == 0) {
@@ -307,14 +353,23 @@ static void on_published(void *ud, int status, const struct msg_id *id)
         xfree(p); /* the client left before the answer */
         return;
     }
+    if (status == HUB_OFFLINE) {
+        http_error(c, 409, "recipient offline");
+        xfree(p);
+        return;
+    }
     if (status != 0) {
         http_respond(c, 503, NULL, "{\"error\":\"backplane unavailable\"}", 33,
                      "retry-after: 1\r\n");
         xfree(p);
         return;
     }
-    msg_id_format(*id, idstr);
-    j = json_pack("{s:s,s:s%}", "id", idstr, "topic", p->topic, p->topic_len);
+    if (id) {
+        msg_id_format(*id, idstr);
+        j = json_pack("{s:s,s:s%}", "id", idstr, "topic", p->topic, p->topic_len);
+    } else {
+        j = json_pack("{s:s%,s:b}", "topic", p->topic, p->topic_len, "ephemeral", 1);
+    }
     body = json_dumps(j, JSON_COMPACT);
     http_respond(c, 200, NULL, body, strlen(body), NULL);
     free(body);
@@ -360,7 +415,9 @@ int api_on_body_done(struct conn *c)
     char topic[TOPIC_MAX_LEN + 1];
     const char *why = NULL, *from = c->id.sub;
     size_t from_len = c->id.sub_len;
-    json_t *req, *data, *jfrom;
+    json_t *req, *data, *jfrom, *jeph;
+    struct pub_req *p;
+    int ephemeral = 0;
     json_error_t jerr;
     enum route route = c->route;
     char *text;
@@ -384,6 +441,10 @@ int api_on_body_done(struct conn *c)
     data = json_object_get(req, "data");
     if (tlen >= 0 && !data)
         why = "missing \"data\"";
+    jeph = json_object_get(req, "ephemeral");
+    if (!why && jeph && !json_is_boolean(jeph))
+        why = "\"ephemeral\" must be a boolean";
+    ephemeral = json_is_true(jeph);
     jfrom = json_object_get(req, "from");
     if (!why && c->authed) {
         /* from comes from the token, never from the body */
@@ -417,9 +478,14 @@ int api_on_body_done(struct conn *c)
     xfree(c->body);
     c->body = NULL;
     c->body_len = 0;
-    hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text), on_published,
-                pub_req_new(c, topic, (size_t)tlen, NULL,
-                            route == ROUTE_PUBLISH ? MET_SRC_API : MET_SRC_MESSAGES));
+    p = pub_req_new(c, topic, (size_t)tlen, NULL,
+                    route == ROUTE_PUBLISH ? MET_SRC_API : MET_SRC_MESSAGES);
+    if (ephemeral)
+        hub_send_ephemeral(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
+                           on_published, p);
+    else
+        hub_publish(c->srv->hub, topic, (size_t)tlen, from, from_len, text, strlen(text),
+                    on_published, p);
     free(text);
     json_decref(req);
     return 0;

@@ -70,7 +70,7 @@ void poll_release(struct conn *c)
  * or 304 when nothing is new and the client already has this cursor. */
 static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int more)
 {
-    char cursor[CURSOR_TEXT_MAX], etag[CURSOR_TEXT_MAX + 16];
+    char cursor[CURSOR_TEXT_MAX], etag[CURSOR_TEXT_MAX + CONF_NODE_ID_MAX + 40];
     struct poll_state *ps = c->poll;
     struct out o = {0};
     int rc;
@@ -86,7 +86,7 @@ static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int 
         xfree(o.p);
         return http_error(c, 400, "cursor too long");
     }
-    snprintf(etag, sizeof(etag), "etag: \"%s\"\r\n", cursor);
+    snprintf(etag, sizeof(etag), "etag: \"%s\"\r\nx-rtgate-node: %s\r\n", cursor, c->srv->node_id);
     if (n == 0 && recovered && ps->inm) {
         size_t l = strlen(ps->inm);
 
@@ -100,6 +100,23 @@ static int respond(struct conn *c, struct msg **v, size_t n, int recovered, int 
     out_put(&o, cursor, strlen(cursor));
     out_put(&o, "\",\"recovered\":", 14);
     out_put(&o, recovered ? "true" : "false", recovered ? 4 : 5);
+    if (!recovered) {
+        /* which topics lost history (names are plain JSON-safe characters: topic.c) */
+        int first = 1;
+
+        out_put(&o, ",\"reset\":[", 10);
+        for (size_t i = 0; i < ps->n; i++) {
+            const struct cursor_pos *p = &c->topics->pos[i];
+
+            if (!ps->t[i].reset)
+                continue;
+            out_put(&o, first ? "\"" : ",\"", first ? 1 : 2);
+            out_put(&o, p->topic, p->topic_len);
+            out_put(&o, "\"", 1);
+            first = 0;
+        }
+        out_put(&o, "]", 1);
+    }
     if (more)
         out_put(&o, ",\"more\":true", 12);
     out_put(&o, "}", 1);
@@ -139,6 +156,7 @@ static void poll_reset(struct sub *s, const char *topic, size_t len, const char 
 
     c->poll->recovered = 0;
     if (p) {
+        c->poll->t[p - c->topics->pos].reset = 1;
         memcpy(p->epoch, epoch, sizeof(p->epoch));
         p->id = (struct msg_id){0, 0};
     }

@@ -131,6 +131,8 @@ struct conn {
     unsigned h2 : 1;        /* an HTTP/2 stream (TLS with ALPN h2): headers go through lws's
                              * encoder, one write per writable callback, no rx flow control */
     unsigned head_sent : 1; /* HTTP/2: resp's headers are out, its body is next */
+    unsigned hb_event : 1;  /* SSE ?hello=1: heartbeats as "event: hb" (EventSource sees them) */
+    unsigned stats : 1;     /* SSE: GET /v1/stats/stream, no topics, a snapshot every interval */
 };
 
 struct http_server {
@@ -146,7 +148,12 @@ struct http_server {
     size_t n_streams;          /* held + sockets */
     size_t n_held_polls;
     uint64_t next_heartbeat_ms, next_sweep_ms;
-    struct msg *heartbeat; /* ": hb\n\n", shared by every SSE stream */
+    struct msg *heartbeat;              /* ": hb\n\n", shared by every SSE stream */
+    struct msg *heartbeat_ev;           /* "event: hb", for streams opened with ?hello=1 */
+    struct static_files *files;         /* the embedded client and static_dir (http_static.c) */
+    char node_id[CONF_NODE_ID_MAX + 1]; /* node_id, or "<hostname>-<port>" */
+    size_t n_stats;                     /* open /v1/stats/stream streams (among the SSE ones) */
+    uint64_t next_stats_ms;
     struct ip_entry **ips; /* per-address limits, allocated when configured */
     int draining;          /* since SIGTERM: /readyz says 503 */
     int refusing;          /* grace over: new clients get 503 */
@@ -242,7 +249,21 @@ int api_on_body_done(struct conn *c);
 /* Renders every metric of the server into @b. */
 void api_metrics(struct http_server *srv, struct metrics_buf *b);
 
+/* http_static.c */
+#define STATIC_NOT_MINE (-2)
+struct static_files;
+/* The embedded client and the files of static_dir, read now (startup). NULL and @err. */
+struct static_files *static_load(const struct conf *cf, char *err, size_t errlen);
+void static_free(struct static_files *sf);
+/* Answers the paths it serves (and GET /v1/stats/stream); STATIC_NOT_MINE for others. */
+int static_on_request(struct conn *c, const char *path, int method);
+
 /* http_sse.c */
+/* GET /v1/stats/stream: who may read it is stats.access. */
+int sse_on_stats(struct conn *c);
+/* The snapshot every stats stream gets now (a new reference), or NULL without streams. */
+struct msg *sse_stats_frame(struct http_server *srv);
+void sse_on_stats_tick(struct conn *c, struct msg *frame);
 int sse_on_request(struct conn *c);
 int sse_on_writable(struct conn *c);
 void sse_on_heartbeat(struct conn *c);

@@ -22,6 +22,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #define TICK_MS          250
 #define SWEEP_MS         2000
@@ -46,8 +47,10 @@ static const char *status_text(int status)
     case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
+    case 409: return "Conflict";
     case 426: return "Upgrade Required";
     case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
     }
@@ -65,16 +68,16 @@ int http_respond(struct conn *c, int status, const char *ctype, const char *body
     if (status >= 400)
         metrics_inc(M_HTTP_ERRORS);
     c->status = (uint16_t)status;
-    n = snprintf((char *)buf + LWS_PRE, hmax,
-                 "HTTP/1.1 %d %s\r\n"
-                 "content-type: %s\r\n"
-                 "content-length: %zu\r\n"
-                 "cache-control: no-store\r\n"
-                 "%s%s%s"
-                 "\r\n",
-                 status, status_text(status), ctype ? ctype : "application/json", len,
-                 c->keep_alive ? "" : "connection: close\r\n", extra ? extra : "",
-                 c->cors ? c->cors : "");
+    n = snprintf(
+        (char *)buf + LWS_PRE, hmax,
+        "HTTP/1.1 %d %s\r\n"
+        "content-type: %s\r\n"
+        "content-length: %zu\r\n"
+        "%s%s%s%s"
+        "\r\n",
+        status, status_text(status), ctype ? ctype : "application/json", len,
+        extra && strncmp(extra, "cache-control:", 14) == 0 ? "" : "cache-control: no-store\r\n",
+        c->keep_alive ? "" : "connection: close\r\n", extra ? extra : "", c->cors ? c->cors : "");
     memcpy(buf + LWS_PRE + n, body, len);
     xfree(c->resp);
     c->resp = buf;
@@ -319,6 +322,8 @@ struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size
 
 void stream_advance(struct stream_topics *st, const struct msg *m)
 {
+    if (m->is_ephemeral)
+        return; /* outside the sequence: a resume position never points at one */
     for (size_t i = 0; i < st->n; i++) {
         struct cursor_pos *pos = &st->pos[i];
 
@@ -428,6 +433,8 @@ void conn_release(struct conn *c)
         sendq_release(&c->q);
         dlist_remove(&c->link);
         c->srv->n_streams--;
+        if (c->stats)
+            c->srv->n_stats--;
         if (c->kind == CONN_LONGPOLL)
             c->srv->n_held_polls--;
     }
@@ -605,6 +612,7 @@ static const struct {
     {"/readyz", HTTP_GET, MET_EP_READYZ},
     {"/metrics", HTTP_GET, MET_EP_METRICS},
     {"/v1/presence", HTTP_GET, MET_EP_PRESENCE},
+    {"/v1/ice", HTTP_GET, MET_EP_ICE},
 };
 
 /* CORS: when the request's Origin is on cors.allowed_origins, every answer names it (and
@@ -624,7 +632,7 @@ static void check_origin(struct conn *c)
             c->cors = xmalloc(cap);
             snprintf(c->cors, cap,
                      "access-control-allow-origin: %s\r\nvary: origin\r\n"
-                     "access-control-expose-headers: etag, retry-after\r\n",
+                     "access-control-expose-headers: etag, retry-after, x-rtgate-node\r\n",
                      origin);
             return;
         }
@@ -669,6 +677,12 @@ static int on_http(struct conn *c, struct lws *wsi, const char *path)
         c->keep_alive = 0;
         return http_respond(c, 429, NULL, "{\"error\":\"too many requests\"}", 29,
                             "retry-after: 1\r\n");
+    }
+    if (known < 0 && !c->srv->refusing) {
+        int rc = static_on_request(c, path, m); /* the client, static_dir, stats stream */
+
+        if (rc != STATIC_NOT_MINE)
+            return rc;
     }
     if (known < 0) {
         /* lws hands us the path without its query string (where tokens travel) */
@@ -760,7 +774,13 @@ static void on_tick(uv_timer_t *t)
     int heartbeat = now >= srv->next_heartbeat_ms, sweep = now >= srv->next_sweep_ms;
     struct dlist *pos;
 
+    struct msg *stats = NULL;
+
     log_tick();
+    if (srv->n_stats && now >= srv->next_stats_ms) {
+        srv->next_stats_ms = now + srv->cf->stats_interval_ms;
+        stats = sse_stats_frame(srv);
+    }
     if (heartbeat)
         srv->next_heartbeat_ms = now + srv->cf->sse_heartbeat_ms;
     if (sweep)
@@ -784,11 +804,14 @@ static void on_tick(uv_timer_t *t)
                 poll_on_tick(c, UINT64_MAX);
             continue;
         }
+        if (c->stats && stats)
+            sse_on_stats_tick(c, stats);
         if (c->kind == CONN_SSE && heartbeat)
             sse_on_heartbeat(c);
         else if (c->kind == CONN_LONGPOLL)
             poll_on_tick(c, now);
     }
+    msg_unref(stats);
     if (sweep) {
         dlist_for_each (pos, &srv->sockets)
             ws_on_tick(dlist_entry(pos, struct conn, link), now);
@@ -820,6 +843,28 @@ static void emit_lws_log(int level, const char *line)
               "lws: %.*s", (int)n, line);
 }
 
+/* node_id, or "<hostname>-<port>": what clients and dashboards show as "the node". */
+static void set_node_id(struct http_server *srv)
+{
+    char host[CONF_NODE_ID_MAX + 1] = "rtgate";
+    size_t n;
+
+    if (srv->cf->node_id) {
+        snprintf(srv->node_id, sizeof(srv->node_id), "%s", srv->cf->node_id);
+        return;
+    }
+    if (gethostname(host, sizeof(host) - 8) != 0)
+        snprintf(host, sizeof(host), "rtgate");
+    host[sizeof(host) - 8] = '\0';
+    for (char *p = host; *p; p++)
+        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+              *p == '.' || *p == '-' || *p == '_'))
+            *p = '_';
+    n = strlen(host);
+    snprintf(host + n, sizeof(host) - n, "-%d", http_server_port(srv));
+    memcpy(srv->node_id, host, sizeof(srv->node_id));
+}
+
 struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
                                     struct backplane *bp, char *err, size_t errlen)
 {
@@ -835,6 +880,13 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     dlist_init(&srv->held);
     dlist_init(&srv->sockets);
     srv->heartbeat = msg_new_frame(NULL, 0, ": hb\n\n", 6);
+    srv->heartbeat_ev = msg_new_frame(NULL, 0, "event: hb\ndata: {}\n\n", 20);
+    if (!(srv->files = static_load(cf, err, errlen))) {
+        msg_unref(srv->heartbeat);
+        msg_unref(srv->heartbeat_ev);
+        xfree(srv);
+        return NULL;
+    }
     srv->protocols[0] = (struct lws_protocols){
         .name = "rtgate",
         .callback = callback_rtgate,
@@ -903,6 +955,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
         snprintf(err, errlen, "http: cannot listen on %s:%d (see the lws error above)",
                  cf->listen_address, cf->listen_port);
         msg_unref(srv->heartbeat);
+        msg_unref(srv->heartbeat_ev);
+        static_free(srv->files);
         xfree(srv);
         return NULL;
     }
@@ -910,6 +964,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     uv_timer_start(&srv->tick, on_tick, TICK_MS, TICK_MS);
     srv->next_heartbeat_ms = http_now_ms() + cf->sse_heartbeat_ms;
     srv->next_sweep_ms = http_now_ms() + SWEEP_MS;
+    set_node_id(srv);
     return srv;
 }
 
@@ -1100,6 +1155,8 @@ void http_server_free(struct http_server *srv)
         return;
     lws_context_destroy(srv->ctx); /* the second call finishes it (FACTS.md) */
     msg_unref(srv->heartbeat);
+    msg_unref(srv->heartbeat_ev);
+    static_free(srv->files);
     limits_free(srv);
     xfree(srv);
 }

@@ -6,6 +6,7 @@
  * multi-topic stream composes "id: <cursor of all its topics>" in front of the shared data.
  * Positions advance only as events are written, so an id never claims more than was sent. */
 #include "http_private.h"
+#include "rtgate/backplane.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
 #include "rtgate/util.h"
@@ -62,7 +63,7 @@ static void sse_ready(struct sub *s, const char *topic, size_t len, const struct
         for (size_t i = 0; i < sendq_len(&c->q); i++) {
             struct msg *m = sendq_at(&c->q, i);
 
-            if (m->topic && !m->is_reset && m->topic_len == len &&
+            if (m->topic && !m->is_reset && !m->is_ephemeral && m->topic_len == len &&
                 memcmp(m->topic, topic, len) == 0) {
                 p->id = msg_id_prev(m->id);
                 break;
@@ -115,6 +116,21 @@ static int end_stream(struct conn *c)
     return -1;
 }
 
+/* ?hello=1 (the browser client): the stream names its node and heartbeat interval first, and
+ * its heartbeats are events, since EventSource hides comments from the page. */
+static void push_hello(struct conn *c)
+{
+    char ev[CONF_NODE_ID_MAX + 96];
+    int n =
+        snprintf(ev, sizeof(ev), "event: hello\ndata: {\"node\":\"%s\",\"heartbeat_ms\":%u}\n\n",
+                 c->srv->node_id, c->srv->cf->sse_heartbeat_ms);
+    struct msg *m = msg_new_frame(NULL, 0, ev, (size_t)n);
+
+    sendq_push_control(&c->q, m);
+    msg_unref(m);
+    c->hb_event = 1;
+}
+
 int sse_on_request(struct conn *c)
 {
     char last[CURSOR_TEXT_MAX], retry[48];
@@ -150,6 +166,8 @@ int sse_on_request(struct conn *c)
     m = msg_new_frame(NULL, 0, retry, (size_t)n);
     sendq_push_control(&c->q, m);
     msg_unref(m);
+    if (http_arg(c, "hello=", last, sizeof(last)) == 1 && last[0] == '1')
+        push_hello(c);
     /* Writing waits until every topic has replayed and gone live (pending reaches 0). */
     c->pending = c->topics->n;
     for (size_t i = 0; i < c->topics->n; i++) {
@@ -176,7 +194,7 @@ void sse_on_expired(struct conn *c)
 void sse_on_heartbeat(struct conn *c)
 {
     if (!c->pending && sendq_len(&c->q) == 0) {
-        sendq_push_control(&c->q, c->srv->heartbeat);
+        sendq_push_control(&c->q, c->hb_event ? c->srv->heartbeat_ev : c->srv->heartbeat);
         http_request_writable(c);
     }
 }
@@ -212,7 +230,7 @@ int sse_on_writable(struct conn *c)
     f = m;
     if (m->is_reset)
         stream_advance(c->topics, m);
-    else if (m->topic && c->topics->n > 1 && !(f = compose(c, m)))
+    else if (m->topic && !m->is_ephemeral && c->topics->n > 1 && !(f = compose(c, m)))
         return -1;
     if (lws_write(c->wsi, f->sse, f->sse_len, LWS_WRITE_HTTP) < 0) {
         if (f != m)
@@ -231,4 +249,85 @@ int sse_on_writable(struct conn *c)
     if (sendq_len(&c->q) || c->truncated || c->drain || lws_partial_buffered(c->wsi))
         http_request_writable(c);
     return 0;
+}
+
+/* GET /v1/stats/stream: this node's numbers as one "data:" event every stats.interval_ms, for
+ * dashboards. stats.access "api_key" wants an API key (X-API-Key, or ?key= for EventSource),
+ * "public" anyone, "off" makes the path unknown. */
+int sse_on_stats(struct conn *c)
+{
+    const struct conf *cf = c->srv->cf;
+    char key[512];
+    struct msg *m;
+    int n;
+
+    if (cf->stats_access == CONF_STATS_OFF)
+        return http_error(c, 404, "not found");
+    if (cf->stats_access == CONF_STATS_API_KEY) {
+        n = lws_hdr_custom_copy(c->wsi, key, sizeof(key), "x-api-key:", 10);
+        if (n <= 0)
+            n = http_arg(c, "key=", key, sizeof(key));
+        if (n <= 0 || auth_api_key_find(cf->api_keys, cf->n_api_keys, key, (size_t)n) < 0) {
+            metrics_inc(M_AUTH_FAILURES);
+            http_log_refused(c, n > 0 ? "bad API key" : "missing API key");
+            return http_error(c, 401, n > 0 ? "bad API key" : "missing API key");
+        }
+    }
+    if (c->srv->n_streams >= cf->max_connections) {
+        c->keep_alive = 0;
+        return http_error(c, 503, "too many connections");
+    }
+    if (http_admit_stream(c) != 0)
+        return 0;
+    sub_init(&c->sub, &sse_sub_ops);
+    sendq_init(&c->q, 16);
+    c->stats = 1;
+    c->hb_event = 1;
+    n = write_headers(c);
+    http_hold(c, CONN_SSE);
+    c->srv->n_stats++;
+    if (n != 0)
+        return -1;
+    push_hello(c);
+    if ((m = sse_stats_frame(c->srv))) {
+        sse_on_stats_tick(c, m);
+        msg_unref(m);
+    }
+    return 0;
+}
+
+struct msg *sse_stats_frame(struct http_server *srv)
+{
+    const struct conf *cf = srv->cf;
+    struct hub_stats st;
+    char buf[1024];
+    int n;
+
+    hub_get_stats(srv->hub, &st);
+    /* the dashboards' own streams are not client connections */
+    n = snprintf(buf, sizeof(buf),
+                 "data: {\"node\":\"%s\",\"ts\":%llu,\"backplane\":{\"type\":\"%s\",\"up\":%s},"
+                 "\"draining\":%s,\"connections\":{\"websocket\":%lld,\"sse\":%lld,"
+                 "\"longpoll\":%lld},\"published\":%llu,\"delivered\":%llu,\"topics\":%zu,"
+                 "\"interval_ms\":%u}\n\n",
+                 srv->node_id, (unsigned long long)http_now_ms(), cf->backplane_type,
+                 !srv->bp || srv->bp->ops->is_ready(srv->bp) ? "true" : "false",
+                 srv->draining ? "true" : "false", (long long)metrics_connections_get(MET_TR_WS),
+                 (long long)metrics_connections_get(MET_TR_SSE) - (long long)srv->n_stats,
+                 (long long)metrics_connections_get(MET_TR_LONGPOLL),
+                 (unsigned long long)metrics_get(M_PUBLISHED), (unsigned long long)st.n_delivered,
+                 st.n_topics, cf->stats_interval_ms);
+    if (n < 0 || (size_t)n >= sizeof(buf))
+        return NULL;
+    return msg_new_frame(NULL, 0, buf, (size_t)n);
+}
+
+void sse_on_stats_tick(struct conn *c, struct msg *frame)
+{
+    if (c->closing || c->drain)
+        return;
+    if (sendq_len(&c->q) >= 8)
+        return; /* a reader that does not keep up misses snapshots, it does not queue them */
+    sendq_push_control(&c->q, frame);
+    http_request_writable(c);
 }

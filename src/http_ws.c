@@ -368,13 +368,19 @@ static void on_ws_published(void *ud, int status, const struct msg_id *id)
     if (status == 0)
         metrics_inc(M_PUBLISHED);
     metrics_published(MET_SRC_WS, status == 0);
-    if (c && status != 0) {
+    if (c && status == HUB_OFFLINE) {
+        send_error(c, p->rid, "recipient offline");
+    } else if (c && status != 0) {
         send_error(c, p->rid, "backplane unavailable");
     } else if (c) {
-        msg_id_format(*id, idstr);
         ack = reply("ack", p->rid);
-        json_object_set_new(ack, "id", json_string(idstr));
+        if (id) {
+            msg_id_format(*id, idstr);
+            json_object_set_new(ack, "id", json_string(idstr));
+        }
         json_object_set_new(ack, "topic", json_stringn(p->topic, p->topic_len));
+        if (!id)
+            json_object_set_new(ack, "ephemeral", json_true());
         send_json(c, ack);
     }
     json_decref(p->rid);
@@ -411,8 +417,9 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
 {
     char topic[TOPIC_MAX_LEN + 1];
     const char *why = NULL;
-    json_t *data = json_object_get(req, "data");
+    json_t *data = json_object_get(req, "data"), *jeph = json_object_get(req, "ephemeral");
     int tlen = api_target_topic(req, topic, sizeof(topic), &why);
+    struct pub_req *p;
     char *text;
 
     if (!take_token(c)) {
@@ -438,9 +445,16 @@ static void on_publish(struct conn *c, json_t *req, json_t *rid)
     }
     if (!data)
         return send_error(c, rid, "missing \"data\"");
+    if (jeph && !json_is_boolean(jeph))
+        return send_error(c, rid, "\"ephemeral\" must be a boolean");
     text = json_dumps(data, JSON_COMPACT | JSON_ENCODE_ANY);
-    hub_publish(c->srv->hub, topic, (size_t)tlen, c->id.sub, c->id.sub_len, text, strlen(text),
-                on_ws_published, pub_req_new(c, topic, (size_t)tlen, rid, MET_SRC_WS));
+    p = pub_req_new(c, topic, (size_t)tlen, rid, MET_SRC_WS);
+    if (json_is_true(jeph))
+        hub_send_ephemeral(c->srv->hub, topic, (size_t)tlen, c->id.sub, c->id.sub_len, text,
+                           strlen(text), on_ws_published, p);
+    else
+        hub_publish(c->srv->hub, topic, (size_t)tlen, c->id.sub, c->id.sub_len, text, strlen(text),
+                    on_ws_published, p);
     free(text);
 }
 
@@ -525,6 +539,12 @@ static void handle_frame(struct conn *c, const char *text, size_t len)
         on_refresh(c, req, rid);
     } else if (strcmp(type, "ping") == 0) {
         send_json(c, reply("pong", rid));
+    } else if (strcmp(type, "hello") == 0) {
+        json_t *h = reply("hello", rid); /* the browser client: which node, how often we ping */
+
+        json_object_set_new(h, "node", json_string(c->srv->node_id));
+        json_object_set_new(h, "ping_interval_s", json_integer(c->srv->cf->ws_ping_interval_s));
+        send_json(c, h);
     } else {
         send_error(c, rid, "unknown type");
     }

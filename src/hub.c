@@ -262,7 +262,7 @@ static int deliver(struct hub *h, struct hub_link *l, struct msg *m)
         h->n_dropped++;
         return -1;
     }
-    if (msg_id_cmp(m->id, l->last) <= 0)
+    if (!m->is_ephemeral && msg_id_cmp(m->id, l->last) <= 0)
         return 0;
     if (s->ops->deliver(s, m) == SUB_SLOW) {
         s->kicked = 1;
@@ -271,7 +271,8 @@ static int deliver(struct hub *h, struct hub_link *l, struct msg *m)
         s->ops->kick(s, SUB_KICK_SLOW);
         return -1;
     }
-    l->last = m->id;
+    if (!m->is_ephemeral)
+        l->last = m->id; /* an ephemeral message is outside the sequence */
     h->n_delivered++;
     return 0;
 }
@@ -499,10 +500,40 @@ static void ingest(struct hub *h, struct hub_topic *t, struct msg *m)
     }
 }
 
+/* Live only: no history, no topic-level dedupe (it has no id). A replaying subscriber holds
+ * it with the live messages; a topic resyncing after an outage delivers it at once, since it
+ * will not be in what the resync reads. */
+static void ingest_ephemeral(struct hub *h, struct hub_topic *t, struct msg *m)
+{
+    struct dlist *pos, *tmp;
+
+    dlist_for_each_safe (pos, tmp, &t->subs) {
+        struct hub_link *l = dlist_entry(pos, struct hub_link, by_topic);
+
+        if (l->sub->kicked) {
+            h->n_dropped++;
+        } else if (l->replaying) {
+            if (msgbuf_push(&l->held, m, HUB_HOLD_MAX) != 0) {
+                l->sub->kicked = 1;
+                h->n_slow_kicks++;
+                h->n_dropped++;
+                l->sub->ops->kick(l->sub, SUB_KICK_SLOW);
+            }
+        } else {
+            deliver(h, l, m);
+        }
+    }
+}
+
 void hub_ingest(struct hub *h, struct msg *m)
 {
     struct hub_topic *t = find_topic(h, m->topic, m->topic_len);
 
+    if (m->is_ephemeral) {
+        if (t)
+            ingest_ephemeral(h, t, m);
+        return;
+    }
     if (!t) {
         if (!h->history_size)
             return; /* nobody here listens and nothing is kept in memory */
@@ -648,6 +679,43 @@ int hub_publish(struct hub *h, const char *topic, size_t len, const char *from, 
         return 0;
     }
     h->bp->ops->publish(h->bp, topic, len, from, from_len, data, data_len, cb, ud);
+    return 0;
+}
+
+int hub_has_subscribers(const struct hub *h, const char *topic, size_t len)
+{
+    const struct hub_topic *t = find_topic(h, topic, len);
+    const struct dlist *pos;
+
+    if (!t)
+        return 0;
+    dlist_for_each (pos, &t->subs) {
+        if (!dlist_entry(pos, struct hub_link, by_topic)->sub->kicked)
+            return 1;
+    }
+    return 0;
+}
+
+int hub_send_ephemeral(struct hub *h, const char *topic, size_t len, const char *from,
+                       size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
+                       void *ud)
+{
+    struct msg *m;
+
+    if (!topic_is_valid(topic, len) || (from_len && !topic_is_valid_id(from, from_len)))
+        return -1;
+    if (h->bp) {
+        h->bp->ops->send_ephemeral(h->bp, topic, len, from, from_len, data, data_len, cb, ud);
+        return 0;
+    }
+    if (!hub_has_subscribers(h, topic, len)) {
+        cb(ud, HUB_OFFLINE, NULL);
+        return 0;
+    }
+    m = msg_new_ephemeral(topic, len, util_now_ms(), from, from_len, data, data_len);
+    hub_ingest(h, m);
+    msg_unref(m);
+    cb(ud, 0, NULL);
     return 0;
 }
 

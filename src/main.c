@@ -22,6 +22,7 @@ static void usage(FILE *f)
                "       rtgate --version | --help\n"
                "\n"
                "  -c, --config FILE   configuration file (default " RTGATE_DEFAULT_CONFIG ")\n"
+               "  -s, --static-dir DIR  serve DIR's files (instead of static_dir)\n"
                "  -t, --check-config  check the configuration and exit (0 ok, 1 bad)\n"
                "  -v, --version       print the version and exit\n"
                "  -h, --help          print this help and exit\n"
@@ -95,18 +96,20 @@ int main(int argc, char **argv)
 {
     static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
                                          {"check-config", no_argument, NULL, 't'},
+                                         {"static-dir", required_argument, NULL, 's'},
                                          {"version", no_argument, NULL, 'v'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    const char *path = RTGATE_DEFAULT_CONFIG;
+    const char *path = RTGATE_DEFAULT_CONFIG, *static_dir = NULL;
     int check = 0, c, rc = 0, token = 0;
     char err[512];
     struct conf cf;
     struct gateway gw;
 
-    while ((c = getopt_long(argc, argv, "+c:tvh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+c:s:tvh", opts, NULL)) != -1) {
         switch (c) {
         case 'c': path = optarg; break;
+        case 's': static_dir = optarg; break;
         case 't': check = 1; break;
         case 'v': printf("rtgate %s\n", RTGATE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
@@ -131,7 +134,8 @@ int main(int argc, char **argv)
     }
 
     conf_init(&cf);
-    if (conf_load(&cf, path, err, sizeof(err)) != 0) {
+    if (conf_load(&cf, path, err, sizeof(err)) != 0 ||
+        (static_dir && conf_set_static_dir(&cf, static_dir, err, sizeof(err)) != 0)) {
         fprintf(stderr, "rtgate: %s\n", err);
         conf_release(&cf);
         return 1;

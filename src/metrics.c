@@ -50,8 +50,8 @@ static const char *const endpoint_names[MET_EP__COUNT] = {
     [MET_EP_LONGPOLL] = "/v1/longpoll", [MET_EP_WS] = "/v1/ws",
     [MET_EP_MESSAGES] = "/v1/messages", [MET_EP_PUBLISH] = "/v1/publish",
     [MET_EP_HEALTHZ] = "/healthz",      [MET_EP_READYZ] = "/readyz",
-    [MET_EP_METRICS] = "/metrics",      [MET_EP_OTHER] = "other",
-    [MET_EP_PRESENCE] = "/v1/presence",
+    [MET_EP_METRICS] = "/metrics",      [MET_EP_ICE] = "/v1/ice",
+    [MET_EP_PRESENCE] = "/v1/presence", [MET_EP_OTHER] = "other",
 };
 
 static const char *const transport_names[MET_TR__COUNT] = {
@@ -147,6 +147,11 @@ void metrics_published(enum metrics_source src, int ok)
 void metrics_connections(enum metrics_transport t, int delta)
 {
     connections[t] += delta;
+}
+
+int64_t metrics_connections_get(enum metrics_transport t)
+{
+    return connections[t];
 }
 
 void metrics_written(enum metrics_transport t, size_t n)

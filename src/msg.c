@@ -116,6 +116,7 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
     m = xmalloc(total);
     m->refs = 1;
     m->is_reset = 0;
+    m->is_ephemeral = 0;
     m->id = id;
     m->ts = ts;
     memcpy(m->epoch, pos.epoch, sizeof(m->epoch));
@@ -156,6 +157,69 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
     memcpy(p, "\n\n", 2), p += 2;
     m->sse_len = (size_t)(p - m->sse);
     m->sse_data_len = (size_t)(p - m->sse_data);
+    return m;
+}
+
+/* Layout of buf: [topic\0][headroom][ws frame][headroom][sse frame], the envelope inside the
+ * SSE frame as for msg_new(). No id and no cursor: the message is not part of the topic's
+ * sequence, so it can neither move a resume position nor be deduplicated by id. */
+struct msg *msg_new_ephemeral(const char *topic, size_t topic_len, uint64_t ts, const char *from,
+                              size_t from_len, const char *data, size_t data_len)
+{
+    char head[512];
+    int head_len;
+    size_t env_len, ws_len, sse_len;
+    struct msg *m;
+    unsigned char *p;
+
+    if (topic_len > TOPIC_MAX_LEN)
+        topic_len = TOPIC_MAX_LEN;
+    if (from_len > TOPIC_ID_MAX)
+        from_len = 0;
+    if (from_len)
+        head_len = snprintf(head, sizeof(head),
+                            "\"topic\":\"%.*s\",\"from\":\"%.*s\",\"ts\":%" PRIu64
+                            ",\"ephemeral\":true,\"data\":",
+                            (int)topic_len, topic, (int)from_len, from, ts);
+    else
+        head_len = snprintf(head, sizeof(head),
+                            "\"topic\":\"%.*s\",\"from\":null,\"ts\":%" PRIu64
+                            ",\"ephemeral\":true,\"data\":",
+                            (int)topic_len, topic, ts);
+    env_len = 1 + (size_t)head_len + data_len + 1;
+    ws_len = 18 + (size_t)head_len + data_len + 1; /* {"type":"message",<head><data>} */
+    sse_len = 6 + env_len + 2;                     /* data: <envelope>\n\n */
+    m = xcalloc(1, sizeof(*m) + topic_len + 1 + MSG_HEADROOM + ws_len + MSG_HEADROOM + sse_len);
+    m->refs = 1;
+    m->is_ephemeral = 1;
+    m->ts = ts;
+    p = m->buf;
+    memcpy(p, topic, topic_len);
+    m->topic = (const char *)p;
+    m->topic_len = topic_len;
+    m->cursor = (const char *)p + topic_len; /* "" */
+    p += topic_len + 1 + MSG_HEADROOM;
+
+    m->ws = p;
+    memcpy(p, "{\"type\":\"message\",", 18), p += 18;
+    memcpy(p, head, (size_t)head_len), p += head_len;
+    memcpy(p, data, data_len), p += data_len;
+    *p++ = '}';
+    m->ws_len = (size_t)(p - m->ws);
+    p += MSG_HEADROOM;
+
+    m->sse = p;
+    m->sse_data = p;
+    memcpy(p, "data: ", 6), p += 6;
+    m->env = p;
+    *p++ = '{';
+    memcpy(p, head, (size_t)head_len), p += head_len;
+    memcpy(p, data, data_len), p += data_len;
+    *p++ = '}';
+    m->env_len = (size_t)(p - m->env);
+    memcpy(p, "\n\n", 2), p += 2;
+    m->sse_len = (size_t)(p - m->sse);
+    m->sse_data_len = m->sse_len;
     return m;
 }
 

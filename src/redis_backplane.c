@@ -1240,6 +1240,81 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
     }
 }
 
+static void on_ephemeral_sent(redisAsyncContext *ac, void *reply, void *priv)
+{
+    struct rb_pub *p = priv;
+    struct shard *sh = p->sh;
+    redisReply *r = reply;
+
+    sh->n_inflight--;
+    if (r)
+        metrics_redis_done(MET_REDIS_PUBLISH, p->sent_ns);
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        p->cb(p->ud, r->integer > 0 ? 0 : HUB_OFFLINE, NULL);
+    } else {
+        if (r && r->type == REDIS_REPLY_ERROR) {
+            note_redirect(sh, r);
+            log_warn("backplane: ephemeral publish refused by redis: %s", r->str);
+        }
+        p->cb(p->ud, -1, NULL);
+    }
+    xfree(p);
+}
+
+/* A plain PUBLISH, no XADD: nothing is stored, so no history read can return it. PUBLISH
+ * answers how many subscribers (nodes) got it; a node subscribes topic:<name> exactly while it
+ * has a local subscriber of <name>, so 0 means nobody anywhere listens: the user is offline. */
+static void rb_send_ephemeral(struct backplane *bp, const char *topic, size_t len, const char *from,
+                              size_t from_len, const char *data, size_t data_len,
+                              hub_publish_fn *cb, void *ud)
+{
+    struct redis_backplane *rb = top(bp);
+    struct shard *sh = shard_of(rb, topic, len);
+    char chan[TOPIC_MAX_LEN + 8], head[MSG_EPOCH_LEN + 8], sig[65] = "";
+    size_t hlen, slen, total;
+    const char *argv[3];
+    size_t lens[3];
+    struct rb_pub *p;
+    char *payload;
+
+    if (sh->state != RB_READY || !sh->cmd || sh->n_inflight >= rb->cf->redis_max_pending) {
+        cb(ud, -1, NULL);
+        return;
+    }
+    topic_format_channel(chan, sizeof(chan), topic, len);
+    hlen =
+        (size_t)snprintf(head, sizeof(head), "%016llx\n0-0\n", (unsigned long long)util_now_ms());
+    if (rb->cf->redis_signing_key) {
+        struct redis_wire_key key = key_of(rb);
+
+        redis_wire_sign(&key, topic, len, from, from_len, data, data_len, sig);
+    }
+    slen = strlen(sig);
+    total = hlen + slen + 1 + from_len + 1 + data_len;
+    payload = xmalloc(total);
+    memcpy(payload, head, hlen);
+    memcpy(payload + hlen, sig, slen);
+    payload[hlen + slen] = '\n';
+    memcpy(payload + hlen + slen + 1, from, from_len);
+    payload[hlen + slen + 1 + from_len] = '\n';
+    memcpy(payload + hlen + slen + 2 + from_len, data, data_len);
+    /* a cluster node counts the subscribers of its own shard channels: the slot's master */
+    argv[0] = rb->cluster ? "SPUBLISH" : "PUBLISH", argv[1] = chan, argv[2] = payload;
+    lens[0] = strlen(argv[0]), lens[1] = strlen(chan), lens[2] = total;
+    p = xcalloc(1, sizeof(*p));
+    p->sh = sh;
+    p->cb = cb;
+    p->ud = ud;
+    p->sent_ns = metrics_mono_ns();
+    sh->n_inflight++;
+    if (redisAsyncCommandArgv(sh->cmd, on_ephemeral_sent, p, 3, argv, lens) != REDIS_OK) {
+        sh->n_inflight--;
+        xfree(p);
+        cb(ud, -1, NULL);
+    }
+    xfree(payload);
+}
+
 static void fail_history(hub_history_fn *fn, void *ud)
 {
     struct hub_history res;
@@ -1705,6 +1780,7 @@ static const struct backplane_ops redis_ops = {
     .subscribe = rb_subscribe,
     .unsubscribe = rb_unsubscribe,
     .publish = rb_publish,
+    .send_ephemeral = rb_send_ephemeral,
     .history = rb_history,
     .cancel = rb_cancel,
     .is_ready = rb_is_ready,

@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 void redis_wire_sign(const struct redis_wire_key *k, const char *topic, size_t tlen,
@@ -64,6 +65,14 @@ static int is_epoch(const char *s, size_t n)
     return 1;
 }
 
+/* An id a client can read back: its milliseconds are the envelope's "ts", which JSON parsers
+ * (and JavaScript's numbers) hold exactly only up to 2^53 - 1. Publishing nodes write the
+ * clock's milliseconds; a larger value was written by hand. */
+static int id_ok(const char *s, size_t n, struct msg_id *id)
+{
+    return msg_id_parse(s, n, id) == 0 && id->ms <= (1ULL << 53) - 1;
+}
+
 /* What msg_new() may render: a sender id (or none) and one JSON value on one line. */
 static int renderable(const char *from, size_t flen, const char *data, size_t dlen)
 {
@@ -89,7 +98,7 @@ struct msg *redis_wire_message(const struct redis_wire_key *k, const char *topic
         !is_epoch(p, MSG_EPOCH_LEN))
         return NULL;
     nl1 = memchr(p + MSG_EPOCH_LEN + 1, '\n', (size_t)(end - p - MSG_EPOCH_LEN - 1));
-    if (!nl1 || msg_id_parse(p + MSG_EPOCH_LEN + 1, (size_t)(nl1 - p - MSG_EPOCH_LEN - 1), &id))
+    if (!nl1 || !id_ok(p + MSG_EPOCH_LEN + 1, (size_t)(nl1 - p - MSG_EPOCH_LEN - 1), &id))
         return NULL;
     nl2 = memchr(nl1 + 1, '\n', (size_t)(end - nl1 - 1));
     if (!nl2)
@@ -108,6 +117,13 @@ struct msg *redis_wire_message(const struct redis_wire_key *k, const char *topic
     }
     if (!renderable(from, flen, data, dlen))
         return NULL;
+    if (msg_id_is_zero(id)) { /* ephemeral (no stored message has 0-0): the epoch is its time */
+        uint64_t ts = strtoull(p, NULL, 16);
+
+        if (ts > REDIS_WIRE_TS_MAX)
+            return NULL; /* clients (JSON parsers, JavaScript) could not read it */
+        return msg_new_ephemeral(topic, tlen, ts, from, flen, data, dlen);
+    }
     return msg_new(topic, tlen, p, id, id.ms, from, flen, data, dlen);
 }
 
@@ -144,7 +160,7 @@ int redis_wire_history(const struct redis_wire_key *k, const char *topic, size_t
 
         if (e[0]->type != REDIS_REPLY_STRING || e[1]->type != REDIS_REPLY_STRING ||
             e[2]->type != REDIS_REPLY_STRING || e[3]->type != REDIS_REPLY_STRING ||
-            msg_id_parse(e[0]->str, e[0]->len, &id))
+            !id_ok(e[0]->str, e[0]->len, &id))
             continue;
         /* each entry is id, from, data, sig */
         if (!redis_wire_sig_ok(k, topic, tlen, e[1]->str, e[1]->len, e[2]->str, e[2]->len,

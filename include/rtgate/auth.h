@@ -97,6 +97,16 @@ int auth_api_key_find(char *const *keys, size_t n_keys, const char *key, size_t 
 /* base64url without padding (RFC 4648 §5). encode returns the length written (NUL-terminated),
  * or -1 if @cap is too small; decode returns the decoded length or -1 on bad input/space. */
 int auth_b64url_encode(const unsigned char *in, size_t len, char *out, size_t cap);
+
+#define AUTH_TURN_CRED_MAX 29 /* base64 (padded) of a 20-byte HMAC-SHA1, + NUL */
+
+/* TURN REST API credentials (what coturn's use-auth-secret checks) for @user until @expiry
+ * (unix seconds): writes the username "<expiry>:<user>" into @username (@cap bytes) and the
+ * password base64(HMAC-SHA1(@secret, username)) into @cred. Returns 0, or -1 if @username is
+ * too small or the HMAC failed. */
+int auth_turn_credentials(const char *secret, size_t secret_len, int64_t expiry, const char *user,
+                          size_t user_len, char *username, size_t cap,
+                          char cred[AUTH_TURN_CRED_MAX]);
 int auth_b64url_decode(const char *in, size_t len, unsigned char *out, size_t cap);
 
 #endif

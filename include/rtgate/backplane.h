@@ -31,6 +31,13 @@ struct backplane_ops {
     void (*publish)(struct backplane *bp, const char *topic, size_t len, const char *from,
                     size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
                     void *ud);
+    /* An ephemeral message: deliver it live to @topic's subscribers on every node (through
+     * hub_ingest() of a msg_new_ephemeral()), store nothing. @cb(ud, 0, NULL) once sent to at
+     * least one node with a subscriber, @cb(ud, HUB_OFFLINE, NULL) when there was none,
+     * @cb(ud, -1, NULL) when it could not be sent. */
+    void (*send_ephemeral)(struct backplane *bp, const char *topic, size_t len, const char *from,
+                           size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
+                           void *ud);
     /* 1 when publishing can succeed now (for /readyz). */
     int (*is_ready)(struct backplane *bp);
     /* Shutting down: stop reconnecting, close connections and handles so the loop can end.

@@ -20,6 +20,12 @@ struct conf_redis_addr {
     int port, db;
     char *username, *password;
 };
+#define CONF_MAX_ICE_URLS 8
+
+#define CONF_NODE_ID_MAX 64
+
+/* "stats.access": an API key (X-API-Key or ?key=), anyone, or nobody. */
+enum conf_stats_access { CONF_STATS_API_KEY, CONF_STATS_PUBLIC, CONF_STATS_OFF };
 
 struct conf {
     char *path;            /* the file it was read from (for messages) */
@@ -140,7 +146,26 @@ struct conf {
     char *ws_origins[CONF_MAX_ORIGINS]; /* "websocket.allowed_origins": pages whose Origin may
                                          * open a WebSocket ("*" any); default none = no check */
     size_t n_ws_origins;
+
+    char *static_dir; /* "static_dir": files served under / (the demo); real path; default none */
+    char *node_id;    /* "node_id": this node's name for clients; default "<hostname>-<port>" */
+    enum conf_stats_access stats_access; /* "stats.access": who reads /v1/stats/stream */
+    uint32_t stats_interval_ms;          /* "stats.interval_ms": 100..60000, default 1000 */
+
+    /* "webrtc": what GET /v1/ice serves (all reloadable). */
+    char *stun_urls[CONF_MAX_ICE_URLS]; /* "webrtc.stun_urls": "stun:" / "stuns:" URLs */
+    size_t n_stun_urls;
+    char *turn_urls[CONF_MAX_ICE_URLS]; /* "webrtc.turn_urls": "turn:" / "turns:" URLs */
+    size_t n_turn_urls;
+    char *turn_secret; /* "webrtc.turn_secret"(_file): coturn's static-auth-secret, >= 16 bytes;
+                        * required with turn_urls */
+    size_t turn_secret_len;
+    uint32_t turn_ttl_s; /* "webrtc.turn_ttl_s": credential lifetime, default 86400, 60..604800 */
 };
+
+/* rtgate --static-dir DIR: sets static_dir as the key would (over the file's). 0, or -1 and
+ * @err. */
+int conf_set_static_dir(struct conf *cf, const char *dir, char *err, size_t errlen);
 
 /* Sets every field to its default (strings are allocated). conf_release() frees them. */
 void conf_init(struct conf *cf);

@@ -107,13 +107,29 @@ typedef void hub_publish_fn(void *ud, int status, const struct msg_id *id);
 int hub_publish(struct hub *h, const char *topic, size_t len, const char *from, size_t from_len,
                 const char *data, size_t data_len, hub_publish_fn *cb, void *ud);
 
+#define HUB_OFFLINE 1 /* hub_send_ephemeral(): nobody is subscribed to the topic */
+
+/* 1 if @topic has a local subscriber that is not being cut: for a user inbox, the user is
+ * online on this node. The one place the local "is the target online" answer comes from. */
+int hub_has_subscribers(const struct hub *h, const char *topic, size_t len);
+
+/* Sends an ephemeral message (msg_new_ephemeral()) through the backplane: delivered to the
+ * topic's current subscribers on every node, never stored, never replayed. @cb(ud, status,
+ * NULL) is called once, maybe before this returns: 0 delivered, HUB_OFFLINE when nobody
+ * anywhere subscribes to @topic (nothing was sent), -1 backplane unavailable. Returns 0, or -1
+ * for an invalid topic or sender (then @cb is not called). */
+int hub_send_ephemeral(struct hub *h, const char *topic, size_t len, const char *from,
+                       size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
+                       void *ud);
+
 /* For a backplane that assigns ids itself (local): appends a new message to @topic with the
  * next id, stores it in history and delivers it. Returns the new message's id in *@id. */
 void hub_append(struct hub *h, const char *topic, size_t len, const char *from, size_t from_len,
                 const char *data, size_t data_len, struct msg_id *id);
 
 /* Delivers @m (borrowed) to every local subscriber of its topic that has not had it, and
- * keeps it in the topic's in-memory history (if any). Stale copies are dropped. */
+ * keeps it in the topic's in-memory history (if any). Stale copies are dropped. An ephemeral
+ * @m goes to every current subscriber at once and is kept nowhere. */
 void hub_ingest(struct hub *h, struct msg *m);
 
 /* Backplane -> hub: @topic's subscription at the backplane is effective (@resync: again,

@@ -37,6 +37,7 @@ enum metrics_endpoint {
     MET_EP_READYZ,
     MET_EP_METRICS,
     MET_EP_PRESENCE,
+    MET_EP_ICE,
     MET_EP_OTHER,
     MET_EP__COUNT
 };
@@ -71,6 +72,8 @@ void metrics_http_response(enum metrics_endpoint ep, int status);
 void metrics_published(enum metrics_source src, int ok);
 /* A connection of transport @t was opened (@delta 1) or closed (-1). */
 void metrics_connections(enum metrics_transport t, int delta);
+/* Open connections of transport @t now. */
+int64_t metrics_connections_get(enum metrics_transport t);
 /* @n bytes were handed to a client socket over @t. */
 void metrics_written(enum metrics_transport t, size_t n);
 /* One message published at @ts_ms (wall clock, ms) was written to a client over @t at @now_us

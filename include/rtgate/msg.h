@@ -50,7 +50,8 @@ struct msg {
     size_t sse_len;
     const unsigned char *sse_data; /* the "data: ...\n\n" tail of sse, for multi-topic streams */
     size_t sse_data_len;
-    unsigned is_reset : 1; /* a reset event for topic: history restarts in epoch, from 0-0 */
+    unsigned is_reset : 1;     /* a reset event for topic: history restarts in epoch, from 0-0 */
+    unsigned is_ephemeral : 1; /* live only: no id (0-0), no cursor, never in history */
     unsigned char buf[];
 };
 
@@ -60,6 +61,13 @@ struct msg {
 struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, struct msg_id id,
                     uint64_t ts, const char *from, size_t from_len, const char *data,
                     size_t data_len);
+
+/* An ephemeral message of @topic (WebRTC signaling and the like): delivered live, never stored,
+ * so it has no id and no cursor, and resuming never replays it. Its envelope has no "id" and
+ * carries "ephemeral":true; its SSE frame has no "id:" line (EventSource keeps its last one),
+ * its WebSocket frame no "cursor". Arguments as for msg_new(). Returns a new reference. */
+struct msg *msg_new_ephemeral(const char *topic, size_t topic_len, uint64_t ts, const char *from,
+                              size_t from_len, const char *data, size_t data_len);
 
 /* A control frame (ack, error, reset event...): @ws and/or @sse bytes copied as given (either may
  * be NULL). Returns a new reference. */

@@ -20,7 +20,8 @@ struct redis_wire_key {
     size_t len;
 };
 
-#define REDIS_WIRE_SIG_LEN 64 /* lower-case hex of an HMAC-SHA256 */
+#define REDIS_WIRE_SIG_LEN 64                 /* lower-case hex of an HMAC-SHA256 */
+#define REDIS_WIRE_TS_MAX  ((1ULL << 53) - 1) /* newest ephemeral time taken: exact in a double */
 
 /* Writes the signature of (topic, from, data) as 64 hex digits and a NUL; "" if OpenSSL
  * failed (then nothing verifies). */
@@ -34,7 +35,9 @@ int redis_wire_sig_ok(const struct redis_wire_key *k, const char *topic, size_t 
                       size_t slen);
 
 /* A pub/sub payload of @topic: a new message (one reference), or NULL when it is malformed
- * (*forged 0) or its signature is missing or wrong (*forged 1). */
+ * (*forged 0) or its signature is missing or wrong (*forged 1). A payload with id 0-0 is an
+ * ephemeral message (backplane send_ephemeral: PUBLISH only), its epoch field the publish time
+ * in hex (at most REDIS_WIRE_TS_MAX): a msg_new_ephemeral(). */
 struct msg *redis_wire_message(const struct redis_wire_key *k, const char *topic, size_t tlen,
                                const char *p, size_t len, int *forged);
 

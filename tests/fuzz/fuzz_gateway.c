@@ -35,6 +35,12 @@ struct msg *__real_msg_new(const char *topic, size_t topic_len, const char *epoc
 struct msg *__wrap_msg_new(const char *topic, size_t topic_len, const char *epoch, struct msg_id id,
                            uint64_t ts, const char *from, size_t from_len, const char *data,
                            size_t data_len);
+struct msg *__real_msg_new_ephemeral(const char *topic, size_t topic_len, uint64_t ts,
+                                     const char *from, size_t from_len, const char *data,
+                                     size_t data_len);
+struct msg *__wrap_msg_new_ephemeral(const char *topic, size_t topic_len, uint64_t ts,
+                                     const char *from, size_t from_len, const char *data,
+                                     size_t data_len);
 
 uint64_t __wrap_util_now_ms(void)
 {
@@ -160,6 +166,50 @@ struct msg *__wrap_msg_new(const char *topic, size_t topic_len, const char *epoc
     return m;
 }
 
+/* An ephemeral message: the same fields, "ephemeral":true, no id, no cursor, no SSE id: line. */
+static void check_ephemeral(const struct msg *m, const char *from, size_t from_len,
+                            const char *data, size_t data_len, uint64_t ts)
+{
+    json_t *ws, *env, *want = json_loadb(data, data_len, JSON_DECODE_ANY, NULL);
+
+    FUZZ_ASSERT(want != NULL && m->is_ephemeral && msg_id_is_zero(m->id) && m->cursor_len == 0);
+    FUZZ_ASSERT(topic_is_valid(m->topic, m->topic_len) && m->topic[m->topic_len] == '\0');
+    ws = json_loadb((const char *)m->ws, m->ws_len, 0, NULL);
+    env = json_loadb((const char *)m->env, m->env_len, 0, NULL);
+    FUZZ_ASSERT(ws && env);
+    FUZZ_ASSERT(json_object_size(ws) == 6 && json_object_size(env) == 5);
+    FUZZ_ASSERT(!json_object_get(env, "id") && !json_object_get(ws, "cursor"));
+    FUZZ_ASSERT(json_is_true(json_object_get(env, "ephemeral")) &&
+                json_is_true(json_object_get(ws, "ephemeral")));
+    FUZZ_ASSERT(json_string_length(json_object_get(env, "topic")) == m->topic_len &&
+                memcmp(json_string_value(json_object_get(env, "topic")), m->topic, m->topic_len) ==
+                    0);
+    if (from_len)
+        FUZZ_ASSERT(json_string_length(json_object_get(env, "from")) == from_len &&
+                    memcmp(json_string_value(json_object_get(env, "from")), from, from_len) == 0);
+    else
+        FUZZ_ASSERT(json_is_null(json_object_get(env, "from")));
+    FUZZ_ASSERT(json_integer_value(json_object_get(env, "ts")) == (json_int_t)ts);
+    FUZZ_ASSERT(json_equal(json_object_get(env, "data"), want) &&
+                json_equal(json_object_get(ws, "data"), want));
+    FUZZ_ASSERT(m->sse_len == 6 + m->env_len + 2 && memcmp(m->sse, "data: ", 6) == 0 &&
+                m->sse + 6 == m->env && memcmp(m->env + m->env_len, "\n\n", 2) == 0);
+    FUZZ_ASSERT(!memchr(m->env, '\n', m->env_len) && !memchr(m->env, '\r', m->env_len));
+    json_decref(want);
+    json_decref(ws);
+    json_decref(env);
+}
+
+struct msg *__wrap_msg_new_ephemeral(const char *topic, size_t topic_len, uint64_t ts,
+                                     const char *from, size_t from_len, const char *data,
+                                     size_t data_len)
+{
+    struct msg *m = __real_msg_new_ephemeral(topic, topic_len, ts, from, from_len, data, data_len);
+
+    check_ephemeral(m, from, from_len, data, data_len, ts);
+    return m;
+}
+
 static void check_json_body(const char *body, size_t len, int status)
 {
     json_t *j = json_loadb(body, len, 0, NULL), *v;
@@ -173,7 +223,8 @@ static void check_json_body(const char *body, size_t len, int status)
         check_cursor_text(json_string_value(v), json_string_length(v), 1);
     json_array_foreach(json_object_get(j, "messages"), i, v)
     {
-        check_id_string(json_object_get(v, "id"), NULL);
+        if (!json_is_true(json_object_get(v, "ephemeral")))
+            check_id_string(json_object_get(v, "id"), NULL);
         FUZZ_ASSERT(json_object_get(v, "data") != NULL);
     }
     if ((v = json_object_get(j, "id")))
@@ -246,6 +297,8 @@ static void check_sse(const char *s, size_t len)
             FUZZ_ASSERT(n > 7 && strspn(p + 7, "0123456789") >= n - 7);
         } else {
             FUZZ_ASSERT((n == 12 && memcmp(p, "event: reset", 12) == 0) ||
+                        (n == 12 && memcmp(p, "event: hello", 12) == 0) ||
+                        (n == 9 && memcmp(p, "event: hb", 9) == 0) ||
                         (n == 4 && memcmp(p, ": hb", 4) == 0));
         }
         p = eol + 1;
@@ -260,7 +313,9 @@ static void check_ws_text(const char *s, size_t len)
     FUZZ_ASSERT(j && json_is_object(j));
     type = json_string_value(json_object_get(j, "type"));
     FUZZ_ASSERT(type != NULL);
-    if (strcmp(type, "message") == 0) {
+    if (strcmp(type, "message") == 0 && json_is_true(json_object_get(j, "ephemeral"))) {
+        FUZZ_ASSERT(!json_object_get(j, "id") && !json_object_get(j, "cursor"));
+    } else if (strcmp(type, "message") == 0) {
         check_id_string(json_object_get(j, "id"), NULL);
         v = json_object_get(j, "cursor");
         check_cursor_text(json_string_value(v), json_string_length(v), 1);
@@ -271,6 +326,9 @@ static void check_ws_text(const char *s, size_t len)
             check_cursor_text(json_string_value(v), json_string_length(v), 1);
         if ((v = json_object_get(j, "id")))
             check_id_string(v, NULL);
+    } else if (strcmp(type, "hello") == 0) {
+        FUZZ_ASSERT(json_is_string(json_object_get(j, "node")) &&
+                    json_is_integer(json_object_get(j, "ping_interval_s")));
     } else {
         FUZZ_ASSERT(strcmp(type, "reset") == 0 || strcmp(type, "pong") == 0);
     }

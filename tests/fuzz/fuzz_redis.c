@@ -24,13 +24,15 @@ static void check_msg(const struct msg *m)
     const unsigned char *blank;
 
     FUZZ_ASSERT(env && json_is_object(env) && json_object_size(env) == 5);
-    FUZZ_ASSERT(json_is_string(json_object_get(env, "id")));
+    /* an ephemeral message (id 0-0 on the wire) has no id and no cursor */
+    FUZZ_ASSERT(json_is_string(json_object_get(env, "id")) == !m->is_ephemeral);
+    FUZZ_ASSERT(json_is_true(json_object_get(env, "ephemeral")) == m->is_ephemeral);
     FUZZ_ASSERT(json_is_string(json_object_get(env, "topic")));
     FUZZ_ASSERT(json_object_get(env, "data"));
     json_decref(env);
     env = json_loadb((const char *)m->ws, m->ws_len, 0, NULL);
     FUZZ_ASSERT(env && json_is_object(env));
-    FUZZ_ASSERT(json_is_string(json_object_get(env, "cursor")));
+    FUZZ_ASSERT(json_is_string(json_object_get(env, "cursor")) == !m->is_ephemeral);
     json_decref(env);
     FUZZ_ASSERT(m->sse_len >= 2 && memcmp(m->sse + m->sse_len - 2, "\n\n", 2) == 0);
     blank = memmem(m->sse, m->sse_len, "\n\n", 2);

@@ -119,6 +119,9 @@ corpora["fuzz_conf"] = {
     "bad-types": '{"listen":{"port":"8080"},"history":{"size":8080.0},"auth":{"jwt_secret":1}}',
     "unknown-key": '{"auth":{"jwt_secret":"0123456789abcdef"},"listen":{"adress":"::1"}}',
     "duplicate": '{"auth":{"jwt_secret":"0123456789abcdef"},"log_level":"err","log_level":"x"}',
+    "webrtc": '{"auth":{"jwt_secret":"0123456789abcdef"},"webrtc":{"stun_urls":["stun:a:3478"],'
+              '"turn_urls":["turn:127.0.0.1:3478?transport=udp"],"turn_secret":"0123456789abcdef",'
+              '"turn_ttl_s":600}}',
 }
 
 def frames(*fs):
@@ -146,6 +149,13 @@ corpora["fuzz_ws_frame"] = {
     "fragments": "\x02" + frames({"type": "ping", "rid": 9}) + "\n\x03" +
                  frames({"type": "subscribe", "topic": "room:9"}),
     "binary": "\x01" + frames({"type": "ping"}),
+    "ephemeral-signaling": frames(
+        {"type": "subscribe", "topic": "user:alice", "rid": 1},
+        {"type": "send", "to": "alice", "ephemeral": True, "rid": 2,
+         "data": {"type": "offer", "call": "c1", "sdp": "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\n"}},
+        {"type": "send", "to": "bob", "ephemeral": True, "data": {"type": "hangup", "call": "c1"}},
+        {"type": "publish", "topic": "room:1", "ephemeral": "yes", "data": 1},
+        {"type": "subscribe", "topic": "user:alice", "cursor": C_ROOM0, "rid": 3}),
     "malformed": '{"type":"ping"',
 }
 
@@ -161,6 +171,8 @@ corpora["fuzz_api_body"] = {
     "nested": '{"to":"bob","data":' + "[" * 50 + "]" * 50 + "}",
     "not-object": "[1,2,3]",
     "duplicate-keys": '{"to":"bob","to":"eve","data":1}',
+    "ephemeral": frames({"to": "alice", "ephemeral": True, "data": {"type": "candidate", "call": "c1"}}),
+    "ephemeral-bad": frames({"topic": "room:1", "ephemeral": 1, "data": 1}),
 }
 
 def req(line, headers=(), body=""):
@@ -181,6 +193,8 @@ corpora["fuzz_query"] = {
     "health": req("GET /healthz"),
     "metrics": req("GET /metrics"),
     "not-found": req("GET /nope"),
+    "ice": req("GET /v1/ice", [AUTH]),
+    "ice-no-auth": req("GET /v1/ice"),
     "wrong-method": req("POST /v1/poll", ["Content-Length: 2"], "{}"),
     "ws-plain": req("GET /v1/ws", [AUTH]),
     "post-message": req("POST /v1/messages", [AUTH, "Content-Length: 37"],
@@ -224,6 +238,8 @@ corpora["fuzz_redis"] = {
     "message-signed": resp(["message", "topic:room:1", payload(EPOCH, "%d-1" % MS, "bob", "[1,2]")]),
     "message-forged": resp(["message", "topic:room:1", payload(EPOCH, "%d-2" % MS, "mallory", "1", False)]),
     "subscribe": resp(["subscribe", "topic:room:1", 1]),
+    "ephemeral": resp(["message", "topic:room:1",
+                       payload("%016x" % MS, "0-0", "alice", '{"type":"offer","call":"c1"}')]),
     "two-replies": resp(["message", "topic:room:1", payload(EPOCH, "1-0", "", "null")],
                         ["message", "topic:user:bob", payload(EPOCH, "1-1", "alice", '"x"')]),
     "history": resp([EPOCH, "%d-1" % MS, 0, 0,

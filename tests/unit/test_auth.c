@@ -660,6 +660,28 @@ static int setup_jansson(void **state)
     return 0;
 }
 
+/* TURN REST API credentials, checked against an independent computation (Python's hmac):
+ * base64(HMAC-SHA1("turn-secret-0123456789", "1800000000:alice")). */
+static void test_turn_credentials(void **state)
+{
+    char user[64], cred[AUTH_TURN_CRED_MAX], small[16];
+
+    assert_int_equal(auth_turn_credentials("turn-secret-0123456789", 22, 1800000000, "alice", 5,
+                                           user, sizeof(user), cred),
+                     0);
+    assert_string_equal(user, "1800000000:alice");
+    assert_string_equal(cred, "KpiNstapf3iO+kK51zEO3K7yCSk=");
+    /* another user or another expiry: another password */
+    assert_int_equal(auth_turn_credentials("turn-secret-0123456789", 22, 1800000001, "alice", 5,
+                                           user, sizeof(user), cred),
+                     0);
+    assert_string_not_equal(cred, "KpiNstapf3iO+kK51zEO3K7yCSk=");
+    /* the username must fit */
+    assert_int_equal(auth_turn_credentials("turn-secret-0123456789", 22, 1800000000, "alice", 5,
+                                           small, sizeof(small), cred),
+                     -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -691,6 +713,7 @@ int main(void)
         cmocka_unit_test(test_b64url_decode_vectors),
         cmocka_unit_test(test_b64url_round_trip_all_bytes),
         cmocka_unit_test(test_b64url_decode_rejects),
+        cmocka_unit_test(test_turn_credentials),
     };
 
     return cmocka_run_group_tests(tests, setup_jansson, NULL);

@@ -95,6 +95,10 @@ static void note_case(char *list, size_t size, const char *fmt, ...)
 
 static void assert_defaults(const struct conf *cf)
 {
+    assert_int_equal(cf->n_stun_urls, 0);
+    assert_int_equal(cf->n_turn_urls, 0);
+    assert_null(cf->turn_secret);
+    assert_int_equal(cf->turn_ttl_s, 86400);
     assert_string_equal(cf->listen_address, "127.0.0.1");
     assert_int_equal(cf->listen_port, 8080);
     assert_int_equal(cf->listen_http2, 0);
@@ -599,6 +603,59 @@ static void test_ws_idle_not_over_ping(void **state)
     expect_error("{\"websocket\":{\"ping_interval_s\":60}," AUTH "}",
                  "x.json: websocket.idle_timeout_s: must be greater than "
                  "websocket.ping_interval_s (60)");
+}
+
+/* static_dir must name a directory (kept as its real path); node_id is short and printable;
+ * stats.access is one of three words. */
+static void test_web_keys(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_null(cf.static_dir);
+    assert_null(cf.node_id);
+    assert_int_equal(cf.stats_access, CONF_STATS_API_KEY);
+    assert_int_equal(cf.stats_interval_ms, 1000);
+    expect_ok(&cf,
+              "{\"static_dir\":\"" SOURCE_DIR "/docker/../docker/demo\",\"node_id\":\"n-1.a:b_c\","
+              "\"stats\":{\"access\":\"public\",\"interval_ms\":250}," AUTH "}");
+    assert_non_null(cf.static_dir);
+    assert_null(strstr(cf.static_dir, ".."));
+    assert_non_null(strstr(cf.static_dir, "/docker/demo"));
+    assert_string_equal(cf.node_id, "n-1.a:b_c");
+    assert_int_equal(cf.stats_access, CONF_STATS_PUBLIC);
+    assert_int_equal(cf.stats_interval_ms, 250);
+    conf_release(&cf);
+
+    expect_error("{\"static_dir\":\"/nonexistent-dir-xyz\"," AUTH "}",
+                 "x.json: static_dir: \"/nonexistent-dir-xyz\" is not a directory");
+    expect_error("{\"static_dir\":\"" SOURCE_DIR "/README.md\"," AUTH "}",
+                 "x.json: static_dir: \"" SOURCE_DIR "/README.md\" is not a directory");
+    expect_error("{\"static_dir\":\"\"," AUTH "}", "x.json: static_dir: must be a directory path");
+    expect_error("{\"static_dir\":7," AUTH "}",
+                 "x.json: static_dir: must be a string, not an integer");
+    expect_error("{\"node_id\":\"\"," AUTH "}", "x.json: node_id: must be 1 to 64 characters");
+    expect_error("{\"node_id\":\"a b\"," AUTH "}",
+                 "x.json: node_id: may hold only letters, digits and _.:-");
+    expect_error("{\"node_id\":\"<script>\"," AUTH "}",
+                 "x.json: node_id: may hold only letters, digits and _.:-");
+    expect_error("{\"stats\":{\"access\":\"all\"}," AUTH "}",
+                 "x.json: stats.access: must be \"api_key\", \"public\" or \"off\"");
+    expect_error("{\"stats\":{\"interval_ms\":50}," AUTH "}",
+                 "x.json: stats.interval_ms: must be an integer from 100 to 60000");
+    expect_error("{\"stats\":{\"every\":1}," AUTH "}", "x.json: stats.every: unknown key");
+
+    {
+        char err[256] = "";
+
+        conf_init(&cf);
+        assert_int_equal(conf_set_static_dir(&cf, SOURCE_DIR "/docker/demo", err, sizeof(err)), 0);
+        assert_non_null(strstr(cf.static_dir, "/docker/demo"));
+        assert_int_equal(conf_set_static_dir(&cf, "/nonexistent-dir-xyz", err, sizeof(err)), -1);
+        assert_string_equal(
+            err, "--static-dir: static_dir: \"/nonexistent-dir-xyz\" is not a directory");
+        conf_release(&cf);
+    }
 }
 
 static void test_backplane_type(void **state)
@@ -1565,6 +1622,90 @@ static void test_committed_config(void **state)
     conf_release(&cf);
 }
 
+#define TURN_SECRET "turn-secret-0123456789"
+
+static void test_webrtc(void **state)
+{
+    struct conf cf;
+    char dir[] = "/tmp/rtgate-conf-XXXXXX", path[64], json[512];
+    FILE *f;
+
+    conf_init(&cf);
+    expect_ok(&cf,
+              "{" AUTH ",\"webrtc\":{\"stun_urls\":[\"stun:stun.example.com:3478\","
+              "\"stuns:stun.example.com\"],\"turn_urls\":[\"turn:10.0.0.1:3478?transport=udp\","
+              "\"turns:turn.example.com:5349?transport=tcp\"],\"turn_secret\":\"" TURN_SECRET
+              "\",\"turn_ttl_s\":600}}");
+    assert_int_equal(cf.n_stun_urls, 2);
+    assert_string_equal(cf.stun_urls[0], "stun:stun.example.com:3478");
+    assert_string_equal(cf.stun_urls[1], "stuns:stun.example.com");
+    assert_int_equal(cf.n_turn_urls, 2);
+    assert_string_equal(cf.turn_urls[1], "turns:turn.example.com:5349?transport=tcp");
+    assert_string_equal(cf.turn_secret, TURN_SECRET);
+    assert_int_equal(cf.turn_secret_len, strlen(TURN_SECRET));
+    assert_int_equal(cf.turn_ttl_s, 600);
+    /* STUN alone needs no secret; bounds are inclusive */
+    expect_ok(&cf, "{" AUTH ",\"webrtc\":{\"stun_urls\":[\"stun:1.2.3.4\"],\"turn_ttl_s\":60}}");
+    assert_int_equal(cf.n_stun_urls, 1);
+    assert_int_equal(cf.n_turn_urls, 0);
+    assert_null(cf.turn_secret);
+    expect_ok(&cf, "{" AUTH ",\"webrtc\":{\"turn_ttl_s\":604800}}");
+    assert_int_equal(cf.turn_ttl_s, 604800);
+
+    /* the secret from a file, trailing newline dropped */
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof(path), "%s/turn.key", dir);
+    assert_non_null(f = fopen(path, "w"));
+    fputs(TURN_SECRET "\n", f);
+    fclose(f);
+    snprintf(json, sizeof(json),
+             "{" AUTH ",\"webrtc\":{\"turn_urls\":[\"turn:127.0.0.1:3478\"],"
+             "\"turn_secret_file\":\"%s\"}}",
+             path);
+    expect_ok(&cf, json);
+    assert_string_equal(cf.turn_secret, TURN_SECRET);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(rmdir(dir), 0);
+    conf_release(&cf);
+
+    expect_error("{" AUTH ",\"webrtc\":[]}", "x.json: webrtc: must be an object, not an array");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun\":[]}}", "x.json: webrtc.stun: unknown key");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun_urls\":\"stun:a\"}}",
+                 "x.json: webrtc.stun_urls: must be an array of strings, not a string");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun_urls\":[1]}}",
+                 "x.json: webrtc.stun_urls[0]: must be a string, not an integer");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun_urls\":[\"stun:a\",\"turn:b\"]}}",
+                 "x.json: webrtc.stun_urls[1]: must be a stun:host[:port][?transport=udp|tcp] URL");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun_urls\":[\"stun:\"]}}",
+                 "x.json: webrtc.stun_urls[0]: must be a stun:host[:port][?transport=udp|tcp] URL");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun_urls\":[\"stun:a b\"]}}",
+                 "x.json: webrtc.stun_urls[0]: must be a stun:host[:port][?transport=udp|tcp] URL");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_urls\":[\"http://x\"],\"turn_secret\":\"" TURN_SECRET
+                 "\"}}",
+                 "x.json: webrtc.turn_urls[0]: must be a turn:host[:port][?transport=udp|tcp] URL");
+    expect_error("{" AUTH ",\"webrtc\":{\"stun_urls\":[\"stun:1\",\"stun:2\",\"stun:3\",\"stun:4\","
+                 "\"stun:5\",\"stun:6\",\"stun:7\",\"stun:8\",\"stun:9\"]}}",
+                 "x.json: webrtc.stun_urls: at most 8 URLs");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_urls\":[\"turn:127.0.0.1\"]}}",
+                 "x.json: webrtc.turn_urls: needs webrtc.turn_secret (or turn_secret_file)");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_secret\":\"" TURN_SECRET "\"}}",
+                 "x.json: webrtc.turn_secret: is only used with webrtc.turn_urls");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_urls\":[\"turn:a\"],\"turn_secret\":\"short\"}}",
+                 "x.json: webrtc.turn_secret: must be at least 16 bytes");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_urls\":[\"turn:a\"],\"turn_secret\":\"" TURN_SECRET
+                 "\",\"turn_secret_file\":\"/x\"}}",
+                 "x.json: webrtc.turn_secret_file: give turn_secret or turn_secret_file, not both");
+    expect_error(
+        "{" AUTH ",\"webrtc\":{\"turn_urls\":[\"turn:a\"],"
+        "\"turn_secret_file\":\"/nonexistent/turn.key\"}}",
+        "x.json: webrtc.turn_secret_file: /nonexistent/turn.key: cannot read: No such file "
+        "or directory");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_ttl_s\":59}}",
+                 "x.json: webrtc.turn_ttl_s: must be an integer from 60 to 604800");
+    expect_error("{" AUTH ",\"webrtc\":{\"turn_ttl_s\":\"60\"}}",
+                 "x.json: webrtc.turn_ttl_s: must be an integer from 60 to 604800, not a string");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1593,6 +1734,7 @@ int main(void)
         cmocka_unit_test(test_redis_url_forms),
         cmocka_unit_test(test_redis_url_errors),
         cmocka_unit_test(test_redis_url_error_after_credentials),
+        cmocka_unit_test(test_web_keys),
         cmocka_unit_test(test_redis_url_error_hides_password),
         cmocka_unit_test(test_redis_url_numbers_strict),
         cmocka_unit_test(test_redis_credentials),
@@ -1612,6 +1754,7 @@ int main(void)
         cmocka_unit_test(test_small_error_buffer),
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_committed_config),
+        cmocka_unit_test(test_webrtc),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

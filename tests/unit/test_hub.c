@@ -332,7 +332,7 @@ struct fake_bp {
     int async_sub;  /* subscribe() waits for fbp_confirm() instead of confirming at once */
     int async_hist; /* history() holds the request until fbp_answer() */
     char subs[FBP_MAX][TOPIC_MAX_LEN + 1], unsubs[FBP_MAX][TOPIC_MAX_LEN + 1];
-    size_t n_subs, n_unsubs, n_publish, n_close, n_destroy, n_history, n_cancel;
+    size_t n_subs, n_unsubs, n_publish, n_close, n_destroy, n_history, n_cancel, n_ephemeral;
     struct fake_req req[FBP_MAX];
     void *cancelled[FBP_MAX];
     char pub_topic[TOPIC_MAX_LEN + 1], pub_from[64], pub_data[256];
@@ -458,7 +458,22 @@ static void fbp_destroy(struct backplane *bp)
     container_of(bp, struct fake_bp, bp)->n_destroy++;
 }
 
+static void fbp_send_ephemeral(struct backplane *bp, const char *topic, size_t len,
+                               const char *from, size_t from_len, const char *data, size_t data_len,
+                               hub_publish_fn *cb, void *ud)
+{
+    struct fake_bp *f = container_of(bp, struct fake_bp, bp);
+
+    f->n_ephemeral++;
+    snprintf(f->pub_topic, sizeof(f->pub_topic), "%.*s", (int)len, topic);
+    f->pub_cb = cb;
+    f->pub_ud = ud;
+    if (f->mode == BP_FAIL)
+        cb(ud, -1, NULL);
+}
+
 static const struct backplane_ops fake_bp_ops = {
+    .send_ephemeral = fbp_send_ephemeral,
     .name = "fake",
     .subscribe = fbp_subscribe,
     .unsubscribe = fbp_unsubscribe,
@@ -2403,6 +2418,187 @@ static void test_history_size_zero_keeps_nothing(void **state)
     hub_free(h);
 }
 
+/* ---- ephemeral messages ---- */
+
+static void send_eph(struct hub *h, const char *topic, const char *from, const char *data,
+                     struct pub_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    assert_int_equal(hub_send_ephemeral(h, L(topic), L(from), L(data), on_published, r), 0);
+}
+
+/* Delivered live to every current subscriber, kept nowhere, outside the id sequence: it
+ * neither moves a subscriber's position nor hides the next stored message. */
+static void test_ephemeral_live_only(void **state)
+{
+    struct hub *h = hub_new(4);
+    struct fake_sub *a = fake_sub_new(h), *b = fake_sub_new(h), *late;
+    struct pub_result r;
+    struct fetch_rec fr;
+    struct msg *m1, *e;
+    struct cursor cur;
+
+    assert_int_equal(hub_subscribe(h, &a->sub, L("user:bob")), 1);
+    assert_int_equal(hub_subscribe(h, &b->sub, L("user:bob")), 1);
+    publish(h, "user:bob", "1");
+    m1 = a->got[0];
+    send_eph(h, "user:bob", "alice", "{\"sdp\":\"x\"}", &r);
+    assert_int_equal(r.n_calls, 1);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(r.id_was_null, 1); /* no id: it is not stored */
+    assert_int_equal(a->n_delivered, 2);
+    assert_int_equal(b->n_delivered, 2);
+    e = a->got[1];
+    assert_ptr_equal(e, b->got[1]); /* rendered once, shared */
+    assert_true(e->is_ephemeral);
+    assert_true(msg_id_is_zero(e->id));
+    assert_int_equal(e->cursor_len, 0);
+    assert_data(e, "{\"sdp\":\"x\"}");
+    assert_non_null(strstr((const char *)e->env, "\"from\":\"alice\""));
+    assert_int_equal(e->refs, 2); /* a's and b's: none for a history */
+
+    /* the next stored message still reaches both: the ephemeral one moved no position */
+    publish(h, "user:bob", "2");
+    assert_int_equal(a->n_delivered, 3);
+    assert_int_equal(msg_id_cmp(a->got[2]->id, m1->id), 1);
+
+    /* the history has the two stored messages only */
+    fetch_sync(h, "user:bob", NULL, 10, &fr);
+    assert_int_equal(fr.res.n, 2);
+    assert_false(fr.m[0]->is_ephemeral || fr.m[1]->is_ephemeral);
+    fetch_rec_release(&fr);
+
+    /* a resume from before it replays the stored message after m1, not the ephemeral one */
+    late = fake_sub_new(h);
+    pos_of(m1, &cur);
+    assert_int_equal(hub_subscribe_from(h, &late->sub, L("user:bob"), &cur.pos[0]), 1);
+    assert_int_equal(late->n_delivered, 1);
+    assert_ptr_equal(late->got[0], a->got[2]);
+    cursor_release(&cur);
+    assert_int_equal(stats(h).n_published, 2);
+
+    fake_sub_free(a);
+    fake_sub_free(b);
+    fake_sub_free(late);
+    hub_free(h);
+}
+
+/* Nobody subscribed: refused with HUB_OFFLINE, nothing created, nothing kept for later. */
+static void test_ephemeral_offline(void **state)
+{
+    struct hub *h = hub_new(4);
+    struct fake_sub *a = fake_sub_new(h);
+    struct pub_result r;
+
+    send_eph(h, "user:bob", "alice", "1", &r);
+    assert_int_equal(r.n_calls, 1);
+    assert_int_equal(r.status, HUB_OFFLINE);
+    assert_int_equal(stats(h).n_topics, 0);
+    assert_int_equal(hub_has_subscribers(h, L("user:bob")), 0);
+
+    /* bob comes online later: the refused offer is not waiting for him */
+    assert_int_equal(hub_subscribe(h, &a->sub, L("user:bob")), 1);
+    assert_int_equal(hub_has_subscribers(h, L("user:bob")), 1);
+    assert_int_equal(a->n_delivered, 0);
+    /* ... and after he leaves he is offline again */
+    fake_sub_free(a);
+    assert_int_equal(hub_has_subscribers(h, L("user:bob")), 0);
+    send_eph(h, "user:bob", "alice", "2", &r);
+    assert_int_equal(r.status, HUB_OFFLINE);
+
+    /* invalid names are refused before anything is called */
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(hub_send_ephemeral(h, L("Bad:1"), "", 0, L("1"), on_published, &r), -1);
+    assert_int_equal(
+        hub_send_ephemeral(h, L("user:bob"), L("bad sender"), L("1"), on_published, &r), -1);
+    assert_int_equal(r.n_calls, 0);
+    hub_free(h);
+}
+
+/* A subscriber that is being cut does not count as online. */
+static void test_ephemeral_kicked_is_offline(void **state)
+{
+    struct hub *h = hub_new(4);
+    struct fake_sub *a = fake_sub_new(h);
+    struct pub_result r;
+
+    assert_int_equal(hub_subscribe(h, &a->sub, L("user:bob")), 1);
+    a->slow_at_call = 1;
+    send_eph(h, "user:bob", "", "1", &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(a->n_kicks, 1);
+    send_eph(h, "user:bob", "", "2", &r);
+    assert_int_equal(r.status, HUB_OFFLINE);
+    fake_sub_free(a);
+    hub_free(h);
+}
+
+/* Through the local backplane (the gateway's default) the same rules hold. */
+static void test_ephemeral_local_backplane(void **state)
+{
+    struct hub *h = hub_new(4);
+    struct backplane *bp = backplane_local_new(h);
+    struct fake_sub *a = fake_sub_new(h);
+    struct pub_result r;
+
+    hub_set_backplane(h, bp);
+    send_eph(h, "user:bob", "alice", "1", &r);
+    assert_int_equal(r.status, HUB_OFFLINE);
+    assert_int_equal(hub_subscribe(h, &a->sub, L("user:bob")), 1);
+    send_eph(h, "user:bob", "alice", "2", &r);
+    assert_int_equal(r.status, 0);
+    assert_int_equal(a->n_delivered, 1);
+    assert_true(a->got[0]->is_ephemeral);
+    assert_int_equal(stats(h).n_published, 0);
+    fake_sub_free(a);
+    backplane_free(bp);
+    hub_free(h);
+}
+
+/* From a backplane (Redis): delivered at once to live subscribers, held with the live messages
+ * by one still replaying (so it follows the replay), and never made part of any history. */
+static void test_ephemeral_ingest_while_replaying(void **state)
+{
+    struct hub *h = hub_new(0);
+    struct fake_bp bp;
+    struct fake_sub *a = fake_sub_new(h), *b = fake_sub_new(h);
+    struct msg *old = mk_msg(T1, EPOCH_B, 10, 0, "\"old\"");
+    struct msg *e = msg_new_ephemeral(L(T1), 99, L("alice"), L("\"e\""));
+    struct cursor_pos from = mkpos(T1, EPOCH_B, mkid(5, 0));
+    struct hub_history res;
+    struct pub_result r;
+
+    async_bp_init(&bp, h);
+    assert_int_equal(hub_subscribe(h, &a->sub, L(T1)), 1);
+    fbp_confirm(&bp, T1, 0);
+    res = mkres(EPOCH_B, mkid(10, 0), NULL, 0, 0);
+    fbp_answer(&bp, 0, &res); /* a is live */
+    assert_int_equal(hub_subscribe_from(h, &b->sub, L(T1), &from), 1);
+    hub_ingest(h, e);
+    assert_int_equal(a->n_delivered, 1); /* at once */
+    assert_ptr_equal(a->got[0], e);
+    assert_int_equal(b->n_delivered, 0); /* held: b is replaying */
+    res = mkres(EPOCH_B, mkid(10, 0), &old, 1, 0);
+    fbp_answer(&bp, 1, &res);
+    assert_int_equal(b->n_delivered, 2);
+    assert_ptr_equal(b->got[0], old);
+    assert_ptr_equal(b->got[1], e);
+    assert_string_equal(b->log, "ddR");
+
+    /* the hub hands an ephemeral send to the backplane, which reports the outcome */
+    send_eph(h, T1, "alice", "1", &r);
+    assert_int_equal(bp.n_ephemeral, 1);
+    assert_int_equal(r.n_calls, 0);
+    bp.pub_cb(bp.pub_ud, HUB_OFFLINE, NULL);
+    assert_int_equal(r.status, HUB_OFFLINE);
+
+    msg_unref(old);
+    msg_unref(e);
+    fake_sub_free(a);
+    fake_sub_free(b);
+    hub_free(h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2458,6 +2654,11 @@ int main(void)
         cmocka_unit_test(test_hub_free_with_live_subscribers),
         cmocka_unit_test(test_epochs),
         cmocka_unit_test(test_history_size_zero_keeps_nothing),
+        cmocka_unit_test(test_ephemeral_live_only),
+        cmocka_unit_test(test_ephemeral_offline),
+        cmocka_unit_test(test_ephemeral_kicked_is_offline),
+        cmocka_unit_test(test_ephemeral_local_backplane),
+        cmocka_unit_test(test_ephemeral_ingest_while_replaying),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

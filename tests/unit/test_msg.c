@@ -620,6 +620,42 @@ static void test_refcount_frame(void **state)
     msg_unref(m);
 }
 
+/* An ephemeral message: no id, no cursor, no SSE "id:" line (EventSource keeps its last one),
+ * "ephemeral":true in the envelope, headroom before each frame. */
+static void test_ephemeral_frames(void **state)
+{
+    static const char env[] =
+        "{\"topic\":\"user:bob\",\"from\":\"alice\",\"ts\":7,\"ephemeral\":true,"
+        "\"data\":{\"t\":\"offer\"}}";
+    static const char ws[] =
+        "{\"type\":\"message\",\"topic\":\"user:bob\",\"from\":\"alice\",\"ts\":7,"
+        "\"ephemeral\":true,\"data\":{\"t\":\"offer\"}}";
+    struct msg *m = msg_new_ephemeral("user:bobX", 8, 7, "alice", 5, "{\"t\":\"offer\"}", 13);
+    struct msg *n = msg_new_ephemeral("room:1", 6, 8, "", 0, "1", 1);
+
+    assert_true(m->is_ephemeral);
+    assert_false(m->is_reset);
+    assert_true(msg_id_is_zero(m->id));
+    assert_int_equal(m->cursor_len, 0);
+    assert_string_equal(m->cursor, "");
+    assert_string_equal(m->topic, "user:bob");
+    assert_int_equal(m->ts, 7);
+    assert_int_equal(m->env_len, sizeof(env) - 1);
+    assert_memory_equal(m->env, env, sizeof(env) - 1);
+    assert_int_equal(m->ws_len, sizeof(ws) - 1);
+    assert_memory_equal(m->ws, ws, sizeof(ws) - 1);
+    assert_int_equal(m->sse_len, 6 + sizeof(env) - 1 + 2);
+    assert_memory_equal(m->sse, "data: ", 6);
+    assert_memory_equal(m->sse + 6, env, sizeof(env) - 1);
+    assert_memory_equal(m->sse + m->sse_len - 2, "\n\n", 2);
+    assert_ptr_equal(m->sse_data, m->sse);
+    assert_int_equal(m->sse_data_len, m->sse_len);
+    assert_true(m->ws - m->buf >= MSG_HEADROOM && m->sse - (m->ws + m->ws_len) >= MSG_HEADROOM);
+    assert_non_null(strstr((const char *)n->ws, "\"from\":null,\"ts\":8,\"ephemeral\":true"));
+    msg_unref(m);
+    msg_unref(n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -653,6 +689,7 @@ int main(void)
         cmocka_unit_test(test_reset_headroom_and_longest_topic),
         cmocka_unit_test(test_refcount),
         cmocka_unit_test(test_refcount_frame),
+        cmocka_unit_test(test_ephemeral_frames),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -209,11 +209,45 @@ static void test_history_malformed(void **state)
     assert_int_equal(redis_wire_history(&NOKEY, "room:1", 6, NULL, &res, &forged), -1);
 }
 
+/* id 0-0 marks an ephemeral message (PUBLISH only); its epoch field is the publish time */
+static void test_message_ephemeral(void **state)
+{
+    static const char env[] = "{\"topic\":\"room:1\",\"from\":\"alice\",\"ts\":7024657621,"
+                              "\"ephemeral\":true,\"data\":{\"a\":1}}";
+    int forged = -1;
+    struct msg *m = msg_of(&NOKEY, "00000001a2b3c4d5\n0-0\n\nalice\n{\"a\":1}", &forged);
+
+    (void)state;
+    assert_non_null(m);
+    assert_int_equal(forged, 0);
+    assert_true(m->is_ephemeral);
+    assert_int_equal(m->ts, 0x1a2b3c4d5ULL);
+    assert_int_equal(m->cursor_len, 0);
+    assert_int_equal(m->env_len, sizeof(env) - 1);
+    assert_memory_equal(m->env, env, sizeof(env) - 1);
+    msg_unref(m);
+    /* signed like any message; a wrong signature is forged */
+    m = msg_of(&WITHKEY, "00000001a2b3c4d5\n0-0\n" SIG_ALICE "\nalice\n{\"a\":1}", &forged);
+    assert_non_null(m);
+    assert_true(m->is_ephemeral);
+    msg_unref(m);
+    assert_null(msg_of(&WITHKEY, "00000001a2b3c4d5\n0-0\n\nalice\n{\"a\":1}", &forged));
+    assert_int_equal(forged, 1);
+    /* a time no client could read exactly is malformed */
+    assert_null(msg_of(&NOKEY, "0020000000000000\n0-0\n\nalice\n1", &forged));
+    assert_int_equal(forged, 0);
+    m = msg_of(&NOKEY, "001fffffffffffff\n0-0\n\nalice\n1", &forged);
+    assert_non_null(m);
+    assert_int_equal(m->ts, REDIS_WIRE_TS_MAX);
+    msg_unref(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_sign_matches_independent_hmac),
         cmocka_unit_test(test_message_unsigned),
+        cmocka_unit_test(test_message_ephemeral),
         cmocka_unit_test(test_message_malformed),
         cmocka_unit_test(test_message_signed),
         cmocka_unit_test(test_history_reply),
