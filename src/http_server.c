@@ -943,6 +943,8 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     if ((cf->listen_reuse_port && http_listen_open(srv, err, errlen) != 0) ||
         (!cf->listen_reuse_port && http_listen_probe(cf, err, errlen) != 0)) {
         msg_unref(srv->heartbeat);
+        msg_unref(srv->heartbeat_ev);
+        static_free(srv->files);
         xfree(srv);
         return NULL;
     }
