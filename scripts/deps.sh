@@ -16,6 +16,7 @@ PKGS=(
 if [ "${1:-}" = test ]; then
   PKGS+=(
     redis-server  # the backplane, started by the tests on private ports
+    redis-sentinel # Sentinel failover test (backplane.sentinel)
     haproxy       # the L4 balancer of the cluster test
     prometheus    # promtool check metrics
     docker-compose # validates docker/docker-compose.yml (no engine runs here)

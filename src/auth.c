@@ -270,7 +270,7 @@ void auth_identity_release(struct auth_identity *id)
 {
     free(id->grants);
     id->grants = NULL;
-    id->has_topics = id->has_publish = 0;
+    id->has_topics = id->has_publish = id->may_presence = 0;
 }
 
 static int hmac(const struct auth_key *k, const char *data, size_t len, unsigned char *mac,
@@ -486,6 +486,13 @@ static const char *check_claims(const struct auth_verifier *v, json_t *claims, i
     id->sub[sub_len] = '\0';
     id->sub_len = sub_len;
     id->exp = exp_v;
+    {
+        json_t *pr = json_object_get(claims, "presence"); /* may look up who is online */
+
+        if (pr && !json_is_boolean(pr))
+            return why_grants;
+        id->may_presence = json_is_true(pr);
+    }
     return take_grants(claims, id);
 }
 
@@ -501,7 +508,7 @@ int auth_verify(const struct auth_verifier *v, const char *token, size_t len, in
     int n;
 
     id->grants = NULL;
-    id->has_topics = id->has_publish = 0;
+    id->has_topics = id->has_publish = id->may_presence = 0;
     if (!token || len == 0 || len > AUTH_TOKEN_MAX)
         goto malformed;
     dot1 = memchr(token, '.', len);

@@ -46,13 +46,14 @@ static const char *const top_keys[] = {"listen",
                                        "shutdown_spread_ms",
                                        "log",
                                        "ready_without_backplane",
+                                       "presence",
                                        "static_dir",
                                        "node_id",
                                        "stats",
                                        "webrtc",
                                        NULL};
-static const char *const listen_keys[] = {"address",      "port",  "tls_cert_file",
-                                          "tls_key_file", "http2", NULL};
+static const char *const listen_keys[] = {
+    "address", "port", "tls_cert_file", "tls_key_file", "http2", "reuse_port", NULL};
 static const char *const history_keys[] = {"size", NULL};
 static const char *const sse_keys[] = {"heartbeat_ms", "retry_ms", NULL};
 static const char *const websocket_keys[] = {"ping_interval_s", "idle_timeout_s", "allowed_origins",
@@ -79,12 +80,15 @@ static const char *const key_keys[] = {
     "kid", "alg", "secret", "secret_file", "public_key", "public_key_file", NULL};
 static const char *const backplane_keys[] = {
     "type",          "url",         "username",    "password",         "connect_timeout_ms",
-    "history_ttl_s", "max_pending", "signing_key", "signing_key_file", NULL};
+    "history_ttl_s", "max_pending", "signing_key", "signing_key_file", "shards",
+    "sentinel",      "seeds",       NULL};
+static const char *const sentinel_keys[] = {"master", "addresses", NULL};
 static const char *const cors_keys[] = {"allowed_origins", NULL};
 static const char *const stats_keys[] = {"access", "interval_ms", NULL};
 static const char *const webrtc_keys[] = {"stun_urls",        "turn_urls",  "turn_secret",
                                           "turn_secret_file", "turn_ttl_s", NULL};
 static const char *const log_keys[] = {"format", "access", "repeat_limit_per_s", NULL};
+static const char *const presence_keys[] = {"enabled", "ttl_s", "events", NULL};
 
 static char *xstrdup(const char *s)
 {
@@ -276,6 +280,8 @@ static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
         xfree(nc->listen_address);
         nc->listen_address = xstrndup(s, len);
     }
+    if (get_bool(p, sec, "listen", "reuse_port", &nc->listen_reuse_port) < 0)
+        return -1;
     if (get_i(p, sec, "listen", "port", 0, 65535, &nc->listen_port) < 0)
         return -1;
     /* TLS: both files or neither; they must be readable now, not at the first handshake */
@@ -297,6 +303,10 @@ static int parse_listen(struct parse *p, json_t *root, struct conf *nc)
     if (!nc->tls_cert_file != !nc->tls_key_file)
         return fail(p, "listen", nc->tls_cert_file ? "tls_key_file" : "tls_cert_file",
                     "TLS needs both tls_cert_file and tls_key_file");
+    if (nc->listen_reuse_port && nc->tls_cert_file)
+        return fail(p, "listen", "reuse_port",
+                    "not with TLS: terminate TLS in front of the "
+                    "processes, or run one process per port");
     if (get_bool(p, sec, "listen", "http2", &nc->listen_http2) < 0)
         return -1;
     if (nc->listen_http2 && !nc->tls_cert_file)
@@ -343,6 +353,18 @@ static int parse_log(struct parse *p, json_t *root, struct conf *nc)
     }
     if (get_bool(p, sec, "log", "access", &nc->log_access) < 0 ||
         get_u32(p, sec, "log", "repeat_limit_per_s", 0, 1000000, &nc->log_repeat_limit_per_s) < 0)
+        return -1;
+    return 0;
+}
+
+static int parse_presence(struct parse *p, json_t *root, struct conf *nc)
+{
+    json_t *sec;
+
+    if (get_section(p, root, "presence", presence_keys, &sec) < 0 ||
+        get_bool(p, sec, "presence", "enabled", &nc->presence_enabled) < 0 ||
+        get_u32(p, sec, "presence", "ttl_s", 3, 3600, &nc->presence_ttl_s) < 0 ||
+        get_bool(p, sec, "presence", "events", &nc->presence_events) < 0)
         return -1;
     return 0;
 }
@@ -662,15 +684,17 @@ static int parse_auth(struct parse *p, json_t *root, struct conf *nc)
     return 0;
 }
 
-/* "redis://[[user]:password@]host[:port][/db]" */
-static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
+/* "redis://[[user]:password@]host[:port][/db]" into @a (whose host is replaced; port and db
+ * keep their values when the URL has none). @key names the key in messages. */
+static int parse_redis_url(struct parse *p, const char *key, const char *url,
+                           struct conf_redis_addr *a)
 {
     const char *h = url + 8, *at, *slash, *colon, *end;
     char *endp;
     long v;
 
     if (strncmp(url, "redis://", 8) != 0)
-        return fail(p, "backplane", "url",
+        return fail(p, "backplane", key,
                     "must start with redis:// (TLS to Redis is not supported)");
     slash = strchr(h, '/');
     end = slash ? slash : h + strlen(h);
@@ -680,32 +704,146 @@ static int parse_redis_url(struct parse *p, const char *url, struct conf *nc)
 
         if (c) {
             if (c > h)
-                nc->redis_username = xstrndup(h, (size_t)(c - h));
-            nc->redis_password = xstrndup(c + 1, (size_t)(at - c - 1));
+                a->username = xstrndup(h, (size_t)(c - h));
+            a->password = xstrndup(c + 1, (size_t)(at - c - 1));
         } else {
-            nc->redis_password = xstrndup(h, (size_t)(at - h));
+            a->password = xstrndup(h, (size_t)(at - h));
         }
         h = at + 1;
     }
     /* messages never repeat the URL: it may hold the password */
     colon = memchr(h, ':', (size_t)(end - h));
     if ((colon ? colon : end) == h)
-        return fail(p, "backplane", "url", "no host");
-    xfree(nc->redis_host);
-    nc->redis_host = xstrndup(h, (size_t)((colon ? colon : end) - h));
+        return fail(p, "backplane", key, "no host");
+    xfree(a->host);
+    a->host = xstrndup(h, (size_t)((colon ? colon : end) - h));
     if (colon) {
         v = (colon[1] >= '0' && colon[1] <= '9') ? strtol(colon + 1, &endp, 10) : -1;
         if (v < 1 || v > 65535 || endp != end)
-            return fail(p, "backplane", "url", "bad port (1 to 65535)");
-        nc->redis_port = (int)v;
+            return fail(p, "backplane", key, "bad port (1 to 65535)");
+        a->port = (int)v;
     }
     if (slash && slash[1]) {
         v = (slash[1] >= '0' && slash[1] <= '9') ? strtol(slash + 1, &endp, 10) : -1;
         if (v < 0 || v > 1000000 || *endp)
-            return fail(p, "backplane", "url", "bad database number (0 to 1000000)");
-        nc->redis_db = (int)v;
+            return fail(p, "backplane", key, "bad database number (0 to 1000000)");
+        a->db = (int)v;
     }
     return 0;
+}
+
+/* backplane.url into the redis_* fields. */
+static int parse_main_url(struct parse *p, const char *url, struct conf *nc)
+{
+    struct conf_redis_addr a = {nc->redis_host, nc->redis_port, nc->redis_db, NULL, NULL};
+    int r = parse_redis_url(p, "url", url, &a);
+
+    nc->redis_host = a.host;
+    nc->redis_port = a.port;
+    nc->redis_db = a.db;
+    nc->redis_username = a.username;
+    nc->redis_password = a.password;
+    return r;
+}
+
+/* backplane.shards, or backplane.seeds (the masters of a cluster): @name says which. */
+static int parse_shards(struct parse *p, json_t *sec, struct conf *nc, const char *name)
+{
+    json_t *v = json_object_get(sec, name), *x;
+    size_t i;
+    char key[32];
+
+    if (!v)
+        return 0;
+    if (json_object_get(sec, "url"))
+        return fail(p, "backplane", name, "give \"url\" or \"%s\", not both", name);
+    if (!json_is_array(v) || json_array_size(v) == 0)
+        return fail(p, "backplane", name, "must be a non-empty array of redis:// URLs");
+    if (json_array_size(v) > CONF_MAX_SHARDS)
+        return fail(p, "backplane", name, "at most %d shards, not %zu", CONF_MAX_SHARDS,
+                    json_array_size(v));
+    json_array_foreach(v, i, x)
+    {
+        struct conf_redis_addr *a = &nc->redis_shards[i];
+
+        snprintf(key, sizeof(key), "%s[%zu]", name, i);
+        if (!json_is_string(x))
+            return fail(p, "backplane", key, "must be a string, not %s", type_name(x));
+        a->port = 6379;
+        nc->n_redis_shards = i + 1; /* released from here on */
+        if (parse_redis_url(p, key, json_string_value(x), a) < 0)
+            return -1;
+        for (size_t k = 0; k < i; k++)
+            if (strcmp(nc->redis_shards[k].host, a->host) == 0 &&
+                nc->redis_shards[k].port == a->port && nc->redis_shards[k].db == a->db)
+                return fail(p, "backplane", key, "the same server as %s[%zu]", name, k);
+    }
+    return 0;
+}
+
+/* "host:port" (an IP literal or name, port 1..65535) into *@host, *@port. */
+static int parse_host_port(const char *s, char **host, int *port)
+{
+    const char *colon = strrchr(s, ':');
+    char *end;
+    long v;
+
+    if (!colon || colon == s || !colon[1] || colon[1] < '0' || colon[1] > '9')
+        return -1;
+    v = strtol(colon + 1, &end, 10);
+    if (*end || v < 1 || v > 65535)
+        return -1;
+    *host = xstrndup(s, (size_t)(colon - s));
+    *port = (int)v;
+    return 0;
+}
+
+static int parse_sentinel(struct parse *p, json_t *sec, struct conf *nc)
+{
+    json_t *v = json_object_get(sec, "sentinel"), *m, *a, *x;
+    size_t i;
+    char key[48];
+
+    if (!v)
+        return 0;
+    if (!json_is_object(v))
+        return fail(p, "backplane", "sentinel", "must be an object, not %s", type_name(v));
+    if (check_keys(p, v, "backplane.sentinel", sentinel_keys) < 0)
+        return -1;
+    if (json_object_get(sec, "shards"))
+        return fail(p, "backplane", "sentinel", "give \"shards\" or \"sentinel\", not both");
+    m = json_object_get(v, "master");
+    if (!json_is_string(m) || json_string_length(m) == 0 ||
+        strlen(json_string_value(m)) != json_string_length(m))
+        return fail(p, "backplane", "sentinel.master", "must be the name Sentinel monitors");
+    a = json_object_get(v, "addresses");
+    if (!json_is_array(a) || json_array_size(a) == 0 || json_array_size(a) > CONF_MAX_SHARDS)
+        return fail(p, "backplane", "sentinel.addresses",
+                    "must be an array of 1 to %d \"host:port\" strings", CONF_MAX_SHARDS);
+    nc->sentinel_master = xstrndup(json_string_value(m), json_string_length(m));
+    json_array_foreach(a, i, x)
+    {
+        snprintf(key, sizeof(key), "sentinel.addresses[%zu]", i);
+        if (!json_is_string(x) || parse_host_port(json_string_value(x), &nc->sentinel_hosts[i],
+                                                  &nc->sentinel_ports[i]) < 0)
+            return fail(p, "backplane", key, "must be \"host:port\"");
+        nc->n_sentinels = i + 1;
+    }
+    return 0;
+}
+
+/* backplane.username/password for each shard whose URL gave none. */
+static void inherit_credentials(struct conf *nc)
+{
+    for (size_t i = 0; i < nc->n_redis_shards; i++) {
+        struct conf_redis_addr *a = &nc->redis_shards[i];
+
+        if (!a->password && nc->redis_password) {
+            a->password = xstrndup(nc->redis_password, strlen(nc->redis_password));
+            if (!a->username && nc->redis_username)
+                a->username = xstrndup(nc->redis_username, strlen(nc->redis_username));
+        }
+    }
 }
 
 static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
@@ -715,7 +853,9 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
     int r;
 
     r = get_str(p, sec, "backplane", "url", &s, &len);
-    if (r < 0 || (r == 1 && parse_redis_url(p, s, nc) < 0))
+    if (r < 0 || (r == 1 && parse_main_url(p, s, nc) < 0) ||
+        parse_shards(p, sec, nc, "shards") < 0 || parse_shards(p, sec, nc, "seeds") < 0 ||
+        parse_sentinel(p, sec, nc) < 0)
         return -1;
     r = get_str(p, sec, "backplane", "username", &s, &len);
     if (r < 0)
@@ -733,6 +873,7 @@ static int parse_redis(struct parse *p, json_t *sec, struct conf *nc)
     }
     if (nc->redis_username && !nc->redis_password)
         return fail(p, "backplane", "username", "needs a password");
+    inherit_credentials(nc);
     if (get_u32(p, sec, "backplane", "connect_timeout_ms", 100, 60000,
                 &nc->redis_connect_timeout_ms) < 0 ||
         get_u32(p, sec, "backplane", "history_ttl_s", 1, 31536000, &nc->redis_history_ttl_s) < 0 ||
@@ -762,9 +903,11 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
         s = "local"; /* the default: the redis keys make no sense without "type": "redis" */
         len = 5;
     }
-    if (strcmp(s, "local") != 0 && strcmp(s, "redis") != 0)
+    if (strcmp(s, "local") != 0 && strcmp(s, "redis") != 0 && strcmp(s, "redis-cluster") != 0)
         return fail(p, "backplane", "type",
-                    "unsupported backplane type \"%s\" (\"local\" or \"redis\")", s);
+                    "unsupported backplane type \"%s\" (\"local\", \"redis\" or "
+                    "\"redis-cluster\")",
+                    s);
     xfree(nc->backplane_type);
     nc->backplane_type = xstrndup(s, len);
     if (strcmp(s, "local") == 0) {
@@ -772,6 +915,21 @@ static int parse_backplane(struct parse *p, json_t *root, struct conf *nc)
             if (json_object_get(sec, *k))
                 return fail(p, "backplane", *k, "only for \"type\": \"redis\"");
         return 0;
+    }
+    if (strcmp(s, "redis-cluster") == 0) {
+        static const char *const not_here[] = {"url", "shards", "sentinel", NULL};
+
+        for (const char *const *k = not_here; *k; k++)
+            if (json_object_get(sec, *k))
+                return fail(p, "backplane", *k,
+                            "not with \"type\": \"redis-cluster\" (list its masters in "
+                            "\"seeds\")");
+        if (!json_object_get(sec, "seeds"))
+            return fail(p, "backplane", "seeds",
+                        "\"type\": \"redis-cluster\" needs the cluster's masters, e.g. "
+                        "[\"redis://10.0.0.1:7000\"]");
+    } else if (json_object_get(sec, "seeds")) {
+        return fail(p, "backplane", "seeds", "only for \"type\": \"redis-cluster\"");
     }
     return parse_redis(p, sec, nc);
 }
@@ -1012,7 +1170,8 @@ static int parse_root(struct parse *p, json_t *root, struct conf *nc)
         parse_log_level(p, root, nc) < 0 || parse_log(p, root, nc) < 0 ||
         parse_numbers(p, root, nc) < 0 || parse_auth(p, root, nc) < 0 ||
         parse_backplane(p, root, nc) < 0 || parse_cors(p, root, nc) < 0 ||
-        parse_web(p, root, nc) < 0 || parse_webrtc(p, root, nc) < 0)
+        parse_presence(p, root, nc) < 0 || parse_web(p, root, nc) < 0 ||
+        parse_webrtc(p, root, nc) < 0)
         return -1;
     return 0;
 }
@@ -1055,6 +1214,9 @@ void conf_init(struct conf *cf)
     cf->redis_connect_timeout_ms = 2000;
     cf->redis_history_ttl_s = 86400;
     cf->redis_max_pending = 10000;
+    cf->presence_enabled = 1;
+    cf->presence_ttl_s = 30;
+    cf->presence_events = 0;
     cf->stats_access = CONF_STATS_API_KEY;
     cf->stats_interval_ms = 1000;
     cf->turn_ttl_s = 86400;
@@ -1176,6 +1338,7 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
 {
     KEEP_STR(listen_address, "listen.address");
     KEEP_NUM(listen_port, "listen.port");
+    KEEP_NUM(listen_reuse_port, "listen.reuse_port");
     KEEP_STR(tls_cert_file, "listen.tls_cert_file");
     KEEP_STR(tls_key_file, "listen.tls_key_file");
     KEEP_NUM(listen_http2, "listen.http2");
@@ -1188,6 +1351,50 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_NUM(redis_db, "backplane.url");
     KEEP_STR(redis_username, "backplane.username");
     KEEP_STR(redis_password, "backplane.password");
+    if (next->n_redis_shards != cur->n_redis_shards ||
+        memcmp(next->redis_shards, cur->redis_shards, sizeof(cur->redis_shards)) != 0) {
+        struct conf_redis_addr t[CONF_MAX_SHARDS];
+        size_t n = next->n_redis_shards;
+        int same = n == cur->n_redis_shards;
+
+        for (size_t i = 0; same && i < n; i++)
+            same = !str_differs(next->redis_shards[i].host, cur->redis_shards[i].host) &&
+                   next->redis_shards[i].port == cur->redis_shards[i].port &&
+                   next->redis_shards[i].db == cur->redis_shards[i].db &&
+                   !str_differs(next->redis_shards[i].username, cur->redis_shards[i].username) &&
+                   !str_differs(next->redis_shards[i].password, cur->redis_shards[i].password);
+        if (!same)
+            changed("backplane.shards");
+        memcpy(t, next->redis_shards, sizeof(t));
+        memcpy(next->redis_shards, cur->redis_shards, sizeof(t));
+        memcpy(cur->redis_shards, t, sizeof(t));
+        next->n_redis_shards = cur->n_redis_shards;
+        cur->n_redis_shards = n;
+    }
+    {
+        int same = !str_differs(next->sentinel_master, cur->sentinel_master) &&
+                   next->n_sentinels == cur->n_sentinels;
+        char *h[CONF_MAX_SHARDS];
+        int pt[CONF_MAX_SHARDS];
+        size_t n = next->n_sentinels;
+
+        for (size_t i = 0; same && i < n; i++)
+            same = !str_differs(next->sentinel_hosts[i], cur->sentinel_hosts[i]) &&
+                   next->sentinel_ports[i] == cur->sentinel_ports[i];
+        if (!same)
+            changed("backplane.sentinel");
+        h[0] = next->sentinel_master;
+        next->sentinel_master = cur->sentinel_master;
+        cur->sentinel_master = h[0];
+        memcpy(h, next->sentinel_hosts, sizeof(h));
+        memcpy(pt, next->sentinel_ports, sizeof(pt));
+        memcpy(next->sentinel_hosts, cur->sentinel_hosts, sizeof(h));
+        memcpy(next->sentinel_ports, cur->sentinel_ports, sizeof(pt));
+        memcpy(cur->sentinel_hosts, h, sizeof(h));
+        memcpy(cur->sentinel_ports, pt, sizeof(pt));
+        next->n_sentinels = cur->n_sentinels;
+        cur->n_sentinels = n;
+    }
     KEEP_NUM(redis_connect_timeout_ms, "backplane.connect_timeout_ms");
     KEEP_NUM(redis_history_ttl_s, "backplane.history_ttl_s");
     KEEP_NUM(redis_max_pending, "backplane.max_pending");
@@ -1195,6 +1402,9 @@ void conf_keep_startup(struct conf *next, struct conf *cur, void (*changed)(cons
     KEEP_STR(static_dir, "static_dir");
     KEEP_STR(node_id, "node_id");
     KEEP_NUM(redis_signing_key_len, "backplane.signing_key");
+    KEEP_NUM(presence_enabled, "presence.enabled");
+    KEEP_NUM(presence_ttl_s, "presence.ttl_s");
+    KEEP_NUM(presence_events, "presence.events");
 }
 
 void conf_release(struct conf *cf)
@@ -1245,6 +1455,22 @@ void conf_release(struct conf *cf)
     cf->redis_username = NULL;
     free_secret(cf->redis_password);
     cf->redis_password = NULL;
+    for (size_t i = 0; i < cf->n_redis_shards; i++) {
+        struct conf_redis_addr *a = &cf->redis_shards[i];
+
+        xfree(a->host);
+        xfree(a->username);
+        free_secret(a->password);
+        memset(a, 0, sizeof(*a));
+    }
+    cf->n_redis_shards = 0;
+    xfree(cf->sentinel_master);
+    cf->sentinel_master = NULL;
+    for (size_t i = 0; i < cf->n_sentinels; i++) {
+        xfree(cf->sentinel_hosts[i]);
+        cf->sentinel_hosts[i] = NULL;
+    }
+    cf->n_sentinels = 0;
     free_secret(cf->redis_signing_key);
     cf->redis_signing_key = NULL;
     cf->redis_signing_key_len = 0;

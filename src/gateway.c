@@ -8,6 +8,7 @@
 #include "rtgate/http_server.h"
 #include "rtgate/hub.h"
 #include "rtgate/log.h"
+#include "rtgate/presence.h"
 #include "rtgate/redis_backplane.h"
 #include "rtgate/sdnotify.h"
 
@@ -128,8 +129,8 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
         snprintf(err, errlen, "gateway: cannot init event loop");
         return -1;
     }
-    if (strcmp(cf->backplane_type, "redis") == 0) {
-        gw->hub = hub_new(0); /* history lives in Redis streams */
+    if (strncmp(cf->backplane_type, "redis", 5) == 0) { /* "redis", "redis-cluster" */
+        gw->hub = hub_new(0);                           /* history lives in Redis streams */
         gw->bp = redis_backplane_new(&gw->loop, cf, gw->hub, err, errlen);
         if (!gw->bp) {
             hub_free(gw->hub);
@@ -141,9 +142,15 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
         gw->bp = backplane_local_new(gw->hub);
     }
     hub_set_backplane(gw->hub, gw->bp);
+    if (cf->presence_enabled && strcmp(cf->backplane_type, "redis-cluster") == 0)
+        log_warn("gateway: presence is not available with a redis-cluster backplane yet: "
+                 "GET /v1/presence answers 404");
+    else if (cf->presence_enabled)
+        gw->presence = presence_new(gw->hub, gw->bp, cf->presence_events);
     gw->http = http_server_new(&gw->loop, cf, gw->hub, gw->bp, err, errlen);
     if (!gw->http)
         goto free_hub;
+    http_server_set_presence(gw->http, gw->presence);
     uv_signal_init(&gw->loop, &gw->sigint);
     uv_signal_init(&gw->loop, &gw->sigterm);
     uv_signal_init(&gw->loop, &gw->sighup);
@@ -163,6 +170,7 @@ int gateway_start(struct gateway *gw, struct conf *cf, char *err, size_t errlen)
 free_hub:
     backplane_close(gw->bp);
     hub_free(gw->hub);
+    presence_free(gw->presence);
     backplane_free(gw->bp);
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     uv_loop_close(&gw->loop);
@@ -181,6 +189,7 @@ void gateway_release(struct gateway *gw)
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     /* the hub cancels its pending reads through the backplane: free it first */
     hub_free(gw->hub);
+    presence_free(gw->presence);
     backplane_free(gw->bp);
     uv_run(&gw->loop, UV_RUN_NOWAIT);
     if (uv_loop_close(&gw->loop) != 0)

@@ -4,6 +4,7 @@
 #include "rtgate/backplane.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
+#include "rtgate/presence.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
 
@@ -32,11 +33,16 @@ void api_metrics(struct http_server *srv, struct metrics_buf *b)
     metrics_put(b, "gauge", "rtgate_backplane_up",
                 "1 while the backplane accepts publishes (always 1 for the local one)",
                 (uint64_t)(!srv->bp || srv->bp->ops->is_ready(srv->bp)));
+    if (srv->bp && srv->bp->ops->metrics)
+        srv->bp->ops->metrics(srv->bp, b);
     metrics_put(b, "counter", "rtgate_log_lines_suppressed_total",
                 "Log lines left out by log.repeat_limit_per_s (each run is summed up in one line)",
                 log_suppressed_total());
 }
 
+static int check_api_key(struct conn *c);
+static int api_key_may(const struct conn *c, const char *topic, size_t len);
+static int api_presence(struct conn *c);
 static json_t *url_list(char *const *urls, size_t n)
 {
     json_t *a = json_array();
@@ -86,6 +92,8 @@ int api_on_get(struct conn *c, const char *path)
 {
     struct http_server *srv = c->srv;
 
+    if (strcmp(path, "/v1/presence") == 0)
+        return api_presence(c);
     if (strcmp(path, "/v1/ice") == 0)
         return api_on_ice(c);
     if (strcmp(path, "/healthz") == 0)
@@ -95,6 +103,19 @@ int api_on_get(struct conn *c, const char *path)
             return http_respond(c, 503, NULL, "{\"status\":\"draining\"}", 21, NULL);
         if (srv->bp && !srv->bp->ops->is_ready(srv->bp))
             return http_respond(c, 503, NULL, "{\"status\":\"backplane unavailable\"}", 34, NULL);
+        if (srv->bp && srv->bp->ops->shards) {
+            /* Some shards down: still ready. Every node is equally cut from those topics,
+             * so taking this one out of the balancer would help nobody. */
+            size_t up, n = srv->bp->ops->shards(srv->bp, &up);
+            char body[96];
+            int len;
+
+            if (up < n) {
+                len = snprintf(body, sizeof(body),
+                               "{\"status\":\"degraded\",\"shards\":%zu,\"shards_up\":%zu}", n, up);
+                return http_respond(c, 200, NULL, body, (size_t)len, NULL);
+            }
+        }
         return http_respond(c, 200, NULL, "{\"status\":\"ready\"}", 18, NULL);
     }
     if (strcmp(path, "/metrics") == 0) {
@@ -197,6 +218,124 @@ int api_on_body(struct conn *c, const void *in, size_t len)
     c->body = xrealloc(c->body, c->body_len + len);
     memcpy(c->body + c->body_len, in, len);
     c->body_len += len;
+    return 0;
+}
+
+/* ---- GET /v1/presence?users=a,b ---- */
+
+/* The users of one lookup; they must outlive it (presence.h), so they live with the
+ * connection until the answer. */
+struct presence_q {
+    const char *users[PRESENCE_MAX_USERS];
+    size_t lens[PRESENCE_MAX_USERS];
+    size_t n;
+    char text[HTTP_HEADER_MAX + 1];
+};
+
+void api_presence_release(struct conn *c)
+{
+    presence_cancel(c->presence_req);
+    c->presence_req = NULL;
+    xfree(c->presence_q);
+    c->presence_q = NULL;
+}
+
+static void on_presence(void *ud, int status, const struct presence_result *res, size_t n)
+{
+    struct conn *c = ud;
+    json_t *users, *j;
+    char *body;
+
+    c->presence_req = NULL;
+    if (status != 0) {
+        api_presence_release(c);
+        http_respond(c, 503, NULL, "{\"error\":\"backplane unavailable\"}", 33,
+                     "retry-after: 1\r\n");
+        return;
+    }
+    users = json_object();
+    for (size_t i = 0; i < n; i++)
+        json_object_set_new(users, res[i].user,
+                            json_pack("{s:b,s:I}", "online", res[i].conns > 0, "connections",
+                                      (json_int_t)res[i].conns));
+    j = json_pack("{s:o}", "users", users);
+    body = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS);
+    api_presence_release(c);
+    http_respond(c, 200, NULL, body, strlen(body), NULL);
+    free(body);
+    json_decref(j);
+}
+
+/* Splits ?users= into q; 0, or -1 with @why. */
+static int parse_users(struct presence_q *q, int len, const char **why)
+{
+    char *s = q->text, *end = q->text + len;
+
+    if (len <= 0)
+        return *why = "missing users", -1;
+    if (len >= HTTP_HEADER_MAX)
+        return *why = "users too long", -1;
+    while (s <= end) {
+        char *comma = memchr(s, ',', (size_t)(end - s));
+        size_t n = (size_t)((comma ? comma : end) - s);
+
+        if (!topic_is_valid_id(s, n))
+            return *why = "invalid user id", -1;
+        if (q->n == PRESENCE_MAX_USERS)
+            return *why = "too many users (at most 100)", -1;
+        s[n] = '\0'; /* each name NUL-terminated in place, for the JSON answer */
+        q->users[q->n] = s;
+        q->lens[q->n++] = n;
+        s += n + 1;
+    }
+    return 0;
+}
+
+/* Who may ask: an API key (one limited to topic patterns: for the users whose topic
+ * "presence:<user>" it may publish to), or a token with the "presence": true claim. */
+static int may_ask(struct conn *c, const struct presence_q *q)
+{
+    char topic[TOPIC_MAX_LEN + 1];
+
+    if (!c->api_key)
+        return c->id.may_presence;
+    for (size_t i = 0; i < q->n; i++) {
+        int n = snprintf(topic, sizeof(topic), "presence:%s", q->users[i]);
+
+        if (!api_key_may(c, topic, (size_t)n))
+            return 0;
+    }
+    return 1;
+}
+
+static int api_presence(struct conn *c)
+{
+    struct presence_q *q;
+    const char *why = NULL;
+    int n;
+
+    if (!c->srv->presence)
+        return http_error(c, 404, "presence is disabled");
+    if (lws_hdr_custom_length(c->wsi, "x-api-key:", 10) > 0) {
+        if (check_api_key(c) != 0)
+            return 0;
+    } else if (http_authenticate(c) != 0) {
+        return 0;
+    }
+    q = xcalloc(1, sizeof(*q));
+    n = http_arg(c, "users=", q->text, sizeof(q->text));
+    if (parse_users(q, n, &why) != 0) {
+        xfree(q);
+        return http_error(c, 400, why);
+    }
+    if (!may_ask(c, q)) {
+        xfree(q);
+        metrics_inc(M_FORBIDDEN);
+        http_log_refused(c, "presence not granted");
+        return http_error(c, 403, "presence not granted");
+    }
+    c->presence_q = q;
+    c->presence_req = presence_lookup(c->srv->presence, q->users, q->lens, q->n, on_presence, c);
     return 0;
 }
 

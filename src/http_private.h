@@ -107,9 +107,11 @@ struct conn {
     struct poll_state *poll; /* poll/long-poll: fetched results */
     struct pub_req *pubs;    /* publishes waiting for the backplane; detached on close */
     struct ip_entry *ip;     /* counted against its address's stream limit while open */
-    uint64_t bucket, bucket_ms; /* WebSocket publish token bucket (thousandths) */
-    uint32_t floods;            /* publishes refused in a row */
-    uint8_t api_key;            /* POST /v1/publish: 1 + index of the key used, 0 none */
+    struct presence_req *presence_req; /* GET /v1/presence waiting for the backplane */
+    void *presence_q;                  /* its users (api_presence() owns the layout) */
+    uint64_t bucket, bucket_ms;        /* WebSocket publish token bucket (thousandths) */
+    uint32_t floods;                   /* publishes refused in a row */
+    uint8_t api_key;                   /* POST /v1/publish: 1 + index of the key used, 0 none */
 
     /* WebSocket receive. */
     unsigned char *rx;
@@ -126,6 +128,7 @@ struct conn {
     unsigned keep_alive : 1;    /* after resp: lws_http_transaction_completed(), else close */
     unsigned body_too_big : 1;
     unsigned truncated : 1;    /* a replay did not fit the send queue */
+    unsigned present : 1;      /* counted in presence as a connection of id.sub */
     unsigned h2 : 1;           /* an HTTP/2 stream (TLS with ALPN h2): headers go through lws's
                                 * encoder, one write per writable callback, no rx flow control */
     unsigned head_sent : 1;    /* HTTP/2: resp's headers are out, its body is next */
@@ -140,10 +143,11 @@ struct http_server {
     const struct conf *cf;
     struct hub *hub;
     struct backplane *bp;
-    uv_timer_t tick;      /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
-    struct dlist held;    /* SSE and long-poll connections */
-    struct dlist sockets; /* WebSocket connections */
-    uv_check_t ws_flush;  /* after each poll phase: write what deliveries queued (http_ws.c) */
+    struct presence *presence; /* NULL: off */
+    uv_timer_t tick;           /* heartbeats, dead-peer sweep, long-poll timeouts, drain */
+    struct dlist held;         /* SSE and long-poll connections */
+    struct dlist sockets;      /* WebSocket connections */
+    uv_check_t ws_flush;       /* after each poll phase: write what deliveries queued (http_ws.c) */
     struct dlist ws_flushq;
     int ws_flush_live; /* ws_flush initialised and not closed */
     size_t n_streams;  /* held + sockets */
@@ -163,6 +167,9 @@ struct http_server {
     uint64_t drain_deadline_ms;
     http_server_stopped_fn *on_stopped;
     void *on_stopped_ud;
+    int listen_fd;         /* listen.reuse_port: our own listener (http_listen.c), else -1 */
+    int listen_port;       /* the port it is bound to */
+    uv_poll_t listen_poll; /* watches listen_fd */
     lws_retry_bo_t retry;
     struct lws_protocols protocols[2];
 };
@@ -197,6 +204,8 @@ static inline int pos_is_set(const struct cursor_pos *p)
 /* The stream's position of @topic, or NULL. */
 struct cursor_pos *stream_find(struct stream_topics *st, const char *topic, size_t len);
 void http_hold(struct conn *c, enum conn_kind kind);
+/* Counts an authenticated stream in presence (undone by conn_release). */
+void http_count_present(struct conn *c);
 /* Counts a new stream against its address; 0, or -1 after answering 429. */
 int http_admit_stream(struct conn *c);
 /* Writes c->resp; returns what the lws callback must return (c may be freed after). */
@@ -229,8 +238,16 @@ int api_target_topic(json_t *req, char *buf, size_t cap, const char **why);
 int http_arg(struct conn *c, const char *name, char *buf, size_t cap);
 uint64_t http_now_ms(void);
 
+/* http_listen.c: listen.reuse_port. 0, or -1 with @err set. */
+int http_listen_open(struct http_server *srv, char *err, size_t errlen);
+/* Without reuse_port: fails (with @err) when lws's bind would; binds and closes a socket. */
+int http_listen_probe(const struct conf *cf, char *err, size_t errlen);
+void http_listen_close(struct http_server *srv);
+
 /* http_api.c */
 int api_on_get(struct conn *c, const char *path);
+/* Ends a GET /v1/presence still waiting (the connection closes). */
+void api_presence_release(struct conn *c);
 int api_on_post(struct conn *c, const char *path);
 int api_on_body(struct conn *c, const void *in, size_t len);
 int api_on_body_done(struct conn *c);

@@ -11,6 +11,7 @@
 #include "rtgate/backplane.h"
 #include "rtgate/log.h"
 #include "rtgate/metrics.h"
+#include "rtgate/presence.h"
 #include "rtgate/topic.h"
 #include "rtgate/util.h"
 
@@ -349,12 +350,22 @@ int http_admit_stream(struct conn *c)
     return 0;
 }
 
+void http_count_present(struct conn *c)
+{
+    if (c->authed && !c->present && c->srv->presence) {
+        c->present = 1;
+        presence_join(c->srv->presence, c->id.sub, c->id.sub_len);
+    }
+}
+
 void http_hold(struct conn *c, enum conn_kind kind)
 {
     c->kind = kind;
     metrics_connections(kind == CONN_SSE ? MET_TR_SSE : MET_TR_LONGPOLL, 1);
     dlist_insert_tail(&c->srv->held, &c->link);
     c->srv->n_streams++;
+    if (kind == CONN_SSE)
+        http_count_present(c);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
     /* h2: the connection's own idle timeout would end every stream on it; this marks the
      * stream immortal (and drops its headers, which are read by now) */
@@ -426,6 +437,9 @@ void conn_release(struct conn *c)
         if (c->kind == CONN_LONGPOLL)
             c->srv->n_held_polls--;
     }
+    if (c->present)
+        presence_leave(c->srv->presence, c->id.sub, c->id.sub_len);
+    api_presence_release(c);
     msg_unref(c->scratch);
     while (c->pubs) {
         struct pub_req *p = c->pubs;
@@ -596,6 +610,7 @@ static const struct {
     {"/healthz", HTTP_GET, MET_EP_HEALTHZ},
     {"/readyz", HTTP_GET, MET_EP_READYZ},
     {"/metrics", HTTP_GET, MET_EP_METRICS},
+    {"/v1/presence", HTTP_GET, MET_EP_PRESENCE},
     {"/v1/ice", HTTP_GET, MET_EP_ICE},
 };
 
@@ -892,6 +907,7 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8 |
                    LWS_SERVER_OPTION_FAIL_UPON_UNABLE_TO_BIND |
                    LWS_SERVER_OPTION_DISABLE_IPV6 * (strchr(cf->listen_address, ':') == NULL);
+
     info.foreign_loops = loops;
     if (cf->tls_cert_file) {
         /* TLS 1.2 and up, forward-secret AEAD suites only. With listen.http2, ALPN offers h2
@@ -913,9 +929,26 @@ struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, stru
      * linear scan (main.c caps the limit itself, see raise_nofile()). */
     if (cf->listen_port == 0)
         info.port = 0; /* 0 asks the kernel for a free port: tests read it from the log */
+    srv->listen_fd = -1;
+    if (cf->listen_reuse_port)
+        info.port = CONTEXT_PORT_NO_LISTEN_SERVER; /* http_listen.c accepts */
 
+    /* Bind first: lws 4.1.6 returns a context that listens nowhere when its bind fails, and
+     * destroying that one at once crashed in its libuv glue. */
+    if ((cf->listen_reuse_port && http_listen_open(srv, err, errlen) != 0) ||
+        (!cf->listen_reuse_port && http_listen_probe(cf, err, errlen) != 0)) {
+        msg_unref(srv->heartbeat);
+        msg_unref(srv->heartbeat_ev);
+        static_free(srv->files);
+        xfree(srv);
+        return NULL;
+    }
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
+        if (srv->listen_fd >= 0) {
+            http_listen_close(srv);
+            uv_run(loop, UV_RUN_NOWAIT); /* its close callback uses srv */
+        }
         snprintf(err, errlen, "http: cannot listen on %s:%d (see the lws error above)",
                  cf->listen_address, cf->listen_port);
         msg_unref(srv->heartbeat);
@@ -987,8 +1020,15 @@ size_t http_server_streams(const struct http_server *srv)
     return srv->n_streams;
 }
 
+void http_server_set_presence(struct http_server *srv, struct presence *p)
+{
+    srv->presence = p;
+}
+
 int http_server_port(const struct http_server *srv)
 {
+    if (srv->listen_fd >= 0)
+        return srv->listen_port;
     struct lws_vhost *vh = lws_get_vhost_by_name(srv->ctx, "default");
 
     return vh ? lws_get_vhost_listen_port(vh) : -1;
@@ -1104,6 +1144,7 @@ void http_server_close(struct http_server *srv)
     uv_timer_stop(&srv->tick);
     uv_close((uv_handle_t *)&srv->tick, on_tick_closed);
     ws_server_close(srv);
+    http_listen_close(srv);
     lws_context_destroy(srv->ctx); /* with a foreign loop this starts the destroy */
 }
 

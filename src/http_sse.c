@@ -244,7 +244,9 @@ int sse_on_writable(struct conn *c)
         msg_unref(f);
     sendq_pop(&c->q);
     http_rx_flow(c, 0);
-    if (sendq_len(&c->q) || c->truncated || c->drain)
+    /* lws keeps what the socket did not take and sends it at the next writable callback:
+     * ask for one, or the tail of this event waits for the next heartbeat */
+    if (sendq_len(&c->q) || c->truncated || c->drain || lws_partial_buffered(c->wsi))
         http_request_writable(c);
     return 0;
 }

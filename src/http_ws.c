@@ -238,6 +238,7 @@ int ws_on_established(struct conn *c, struct lws *wsi)
     sendq_limit_bytes(&c->q, c->srv->cf->send_queue_bytes, 0);
     dlist_insert_tail(&c->srv->sockets, &c->link);
     c->srv->n_streams++;
+    http_count_present(c);
     c->status = 101;
     metrics_connections(MET_TR_WS, 1);
     metrics_inc(M_WS_CONNECTIONS);

@@ -51,7 +51,7 @@ static const char *const endpoint_names[MET_EP__COUNT] = {
     [MET_EP_MESSAGES] = "/v1/messages", [MET_EP_PUBLISH] = "/v1/publish",
     [MET_EP_HEALTHZ] = "/healthz",      [MET_EP_READYZ] = "/readyz",
     [MET_EP_METRICS] = "/metrics",      [MET_EP_ICE] = "/v1/ice",
-    [MET_EP_OTHER] = "other",
+    [MET_EP_PRESENCE] = "/v1/presence", [MET_EP_OTHER] = "other",
 };
 
 static const char *const transport_names[MET_TR__COUNT] = {

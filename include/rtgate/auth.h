@@ -17,6 +17,7 @@ struct auth_identity {
      * memory, "r<pattern>\0...p<pattern>\0...\0". auth_identity_release() frees it. */
     char *grants;
     unsigned has_topics : 1, has_publish : 1;
+    unsigned may_presence : 1; /* the "presence": true claim: GET /v1/presence allowed */
 };
 
 enum auth_alg { AUTH_HS256, AUTH_HS384, AUTH_HS512, AUTH_RS256, AUTH_ES256 };
@@ -55,9 +56,10 @@ void auth_key_release(struct auth_key *k);
 
 /* Verifies @token with the key its "kid" selects (or the key without a kid). Claims: "sub"
  * (required, a topic id), "exp"/"nbf"/"iat" with @v->leeway_s, "iss"/"aud" when configured,
- * "topics"/"publish" (arrays of topic patterns, optional). On success fills @id (release it);
- * on failure returns -1 and sets @why to a static client-safe reason (those of
- * auth_verify_jwt, plus "unknown key", "wrong issuer", "wrong audience", "bad grants"). */
+ * "topics"/"publish" (arrays of topic patterns, optional), "presence" (a boolean, optional). On
+ * success fills @id (release it); on failure returns -1 and sets @why to a static client-safe
+ * reason (those of auth_verify_jwt, plus "unknown key", "wrong issuer", "wrong audience", "bad
+ * grants"). */
 int auth_verify(const struct auth_verifier *v, const char *token, size_t len, int64_t now,
                 struct auth_identity *id, const char **why);
 

@@ -9,6 +9,11 @@
 #include <stddef.h>
 
 struct backplane;
+struct presence;
+struct metrics_buf;
+
+/* A presence read: @status 0 and one count per user asked, in order; or -1 (@conns NULL). */
+typedef void backplane_presence_fn(void *ud, int status, const unsigned *conns);
 
 struct backplane_ops {
     const char *name;
@@ -39,10 +44,24 @@ struct backplane_ops {
      * Pending requests complete with failures (later, from the loop). */
     void (*close)(struct backplane *bp);
     void (*destroy)(struct backplane *bp);
+    /* Presence; all three NULL when the backplane keeps none (local: the node's own counts
+     * are the whole answer). This node now holds @conns connections of @user (0: none). */
+    void (*presence_set)(struct backplane *bp, const char *user, size_t len, unsigned conns);
+    /* The connections of each of @n users over all live nodes. Calls @fn once, maybe before
+     * returning (then returns NULL); else returns a request presence_cancel() can withdraw. */
+    void *(*presence_get)(struct backplane *bp, const char *const *users, const size_t *lens,
+                          size_t n, backplane_presence_fn *fn, void *ud);
+    void (*presence_cancel)(struct backplane *bp, void *req);
+    /* Optional (NULL: one store, up or down as is_ready says). The number of shards, and in
+     * *@up how many accept commands now. */
+    size_t (*shards)(struct backplane *bp, size_t *up);
+    /* Optional: appends the backplane's own metrics (per shard) to @b. */
+    void (*metrics)(struct backplane *bp, struct metrics_buf *b);
 };
 
 struct backplane {
     const struct backplane_ops *ops;
+    struct presence *presence; /* set by presence_new(): told of users going on/offline */
 };
 
 /* The local backplane over @h (borrowed). */

@@ -12,6 +12,14 @@
 #define CONF_MAX_ORIGINS  16
 #define CONF_MAX_KEYS     17 /* auth.keys (16) + jwt_secret */
 #define CONF_MAX_PATTERNS 64
+#define CONF_MAX_SHARDS   16
+
+/* One Redis server: "redis://[[user]:password@]host[:port][/db]". */
+struct conf_redis_addr {
+    char *host;
+    int port, db;
+    char *username, *password;
+};
 #define CONF_MAX_ICE_URLS 8
 
 #define CONF_NODE_ID_MAX 64
@@ -20,17 +28,19 @@
 enum conf_stats_access { CONF_STATS_API_KEY, CONF_STATS_PUBLIC, CONF_STATS_OFF };
 
 struct conf {
-    char *path;           /* the file it was read from (for messages) */
-    char *listen_address; /* "listen.address", default "127.0.0.1" */
-    int listen_port;      /* "listen.port", default 8080, 1..65535 (0 = any free port) */
-    char *tls_cert_file;  /* "listen.tls_cert_file": PEM certificate chain; with tls_key_file, the
-                           * listener speaks https/wss (TLS 1.2+); default none (plain) */
-    char *tls_key_file;   /* "listen.tls_key_file": its PEM private key */
-    int listen_http2;     /* "listen.http2": offer h2 by ALPN (TLS only), default false */
-    int log_level;        /* "log_level": enum log_level, default "info" */
-    int log_format;       /* "log.format": enum log_format, "plain" (default) or "json" */
-    int log_access;       /* "log.access": one line per HTTP request / WebSocket session, default
-                           * false */
+    char *path;            /* the file it was read from (for messages) */
+    char *listen_address;  /* "listen.address", default "127.0.0.1" */
+    int listen_port;       /* "listen.port", default 8080, 1..65535 (0 = any free port) */
+    char *tls_cert_file;   /* "listen.tls_cert_file": PEM certificate chain; with tls_key_file, the
+                            * listener speaks https/wss (TLS 1.2+); default none (plain) */
+    char *tls_key_file;    /* "listen.tls_key_file": its PEM private key */
+    int listen_http2;      /* "listen.http2": offer h2 by ALPN (TLS only), default false */
+    int log_level;         /* "log_level": enum log_level, default "info" */
+    int log_format;        /* "log.format": enum log_format, "plain" (default) or "json" */
+    int log_access;        /* "log.access": one line per HTTP request / WebSocket session, default
+                            * false */
+    int listen_reuse_port; /* "listen.reuse_port": SO_REUSEPORT, so several processes share the
+                            * port (the kernel spreads connections); default false */
     uint32_t log_repeat_limit_per_s; /* "log.repeat_limit_per_s": lines per second one message
                                       * may log before the rest are suppressed (and summed up),
                                       * default 10, 0..1000000, 0: no limit */
@@ -107,11 +117,28 @@ struct conf {
     char *redis_host;
     int redis_port, redis_db;
     char *redis_username, *redis_password;
+    /* "backplane.shards": independent Redis servers, topics spread over them by consistent
+     * hashing (ring.h); none: the one server of backplane.url. username/password apply to
+     * each shard whose URL has none. */
+    struct conf_redis_addr redis_shards[CONF_MAX_SHARDS];
+    size_t n_redis_shards;
+    /* "backplane.sentinel": {"master": name, "addresses": ["host:port", ...]}: the primary is
+     * found through Redis Sentinel (backplane.url then only gives password, username, db). */
+    char *sentinel_master;
+    char *sentinel_hosts[CONF_MAX_SHARDS];
+    int sentinel_ports[CONF_MAX_SHARDS];
+    size_t n_sentinels;
     uint32_t redis_connect_timeout_ms; /* "backplane.connect_timeout_ms": default 2000 */
     uint32_t redis_history_ttl_s;      /* "backplane.history_ttl_s": default 86400 */
     size_t redis_max_pending;          /* "backplane.max_pending": commands in flight, 10000 */
     char *redis_signing_key;           /* "backplane.signing_key"(_file): HMAC key for messages */
     size_t redis_signing_key_len;      /* between nodes; none by default */
+
+    int presence_enabled;    /* "presence.enabled": count users' connections, default true */
+    uint32_t presence_ttl_s; /* "presence.ttl_s": a node's entries outlive its last refresh by
+                              * this long (refreshed every ttl/3), default 30, 3..3600 */
+    int presence_events;     /* "presence.events": publish join/leave to presence:<user>,
+                              * default false */
 
     char *cors_origins[CONF_MAX_ORIGINS]; /* "cors.allowed_origins": "*" or "https://host[:port]";
                                            * default none (no CORS headers) */

@@ -10,6 +10,7 @@ struct conf;
 struct hub;
 struct backplane;
 struct http_server;
+struct presence;
 
 struct gateway {
     uv_loop_t loop;
@@ -17,6 +18,7 @@ struct gateway {
     struct hub *hub;
     struct backplane *bp;
     struct http_server *http;
+    struct presence *presence; /* NULL with presence.enabled false */
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t status; /* systemd: READY=1 once the backplane is up, then STATUS= changes */
     int notified_ready, last_up;

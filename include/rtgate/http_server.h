@@ -9,6 +9,7 @@ struct conf;
 struct hub;
 struct backplane;
 struct http_server;
+struct presence;
 typedef struct uv_loop_s uv_loop_t;
 
 typedef void http_server_stopped_fn(void *ud);
@@ -17,6 +18,10 @@ typedef void http_server_stopped_fn(void *ud);
  * with a reason in @err. */
 struct http_server *http_server_new(uv_loop_t *loop, const struct conf *cf, struct hub *hub,
                                     struct backplane *bp, char *err, size_t errlen);
+
+/* Counts authenticated SSE streams and WebSockets in @p (borrowed; NULL: presence off, and
+ * GET /v1/presence answers 404). Call before the first request. */
+void http_server_set_presence(struct http_server *srv, struct presence *p);
 
 /* SIGHUP: reloads the TLS certificate and key from their files for new handshakes. Returns 0
  * (also without TLS), or -1 with @err set; the old pair then stays in use. */

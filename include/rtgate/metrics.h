@@ -36,6 +36,7 @@ enum metrics_endpoint {
     MET_EP_HEALTHZ,
     MET_EP_READYZ,
     MET_EP_METRICS,
+    MET_EP_PRESENCE,
     MET_EP_ICE,
     MET_EP_OTHER,
     MET_EP__COUNT

@@ -141,6 +141,38 @@ void uv_close(uv_handle_t *handle, uv_close_cb close_cb)
         close_cb(handle);
 }
 
+/* listen.reuse_port's own listener (http_listen.c): the harness config never sets it */
+int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd)
+{
+    memset(handle, 0, sizeof(*handle));
+    return 0;
+}
+
+int uv_poll_start(uv_poll_t *handle, int events, uv_poll_cb cb)
+{
+    return 0;
+}
+
+int uv_poll_stop(uv_poll_t *handle)
+{
+    return 0;
+}
+
+int uv_is_closing(const uv_handle_t *handle)
+{
+    return 0;
+}
+
+int uv_run(uv_loop_t *loop, uv_run_mode mode)
+{
+    return 0;
+}
+
+struct lws *lws_adopt_socket_vhost(struct lws_vhost *vh, lws_sockfd_type accept_fd)
+{
+    return NULL;
+}
+
 void fake_tick(void)
 {
     if (tick_cb && tick_timer)
@@ -365,6 +397,13 @@ int lws_hdr_copy(struct lws *wsi, char *dst, int len, enum lws_token_indexes h)
     memcpy(dst, f->val, f->len);
     dst[f->len] = '\0';
     return (int)f->len;
+}
+
+int lws_hdr_custom_length(struct lws *wsi, const char *name, int nlen)
+{
+    const struct fake_hdr *f = find(wsi, -1, name, nlen);
+
+    return f ? (int)f->len : -1;
 }
 
 int lws_hdr_custom_copy(struct lws *wsi, char *dst, int len, const char *name, int nlen)

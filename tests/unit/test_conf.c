@@ -502,6 +502,52 @@ static void test_log_section(void **state)
     expect_error("{\"log\":\"json\"," AUTH "}", "x.json: log: must be an object, not a string");
 }
 
+static void test_presence_section(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_int_equal(cf.presence_enabled, 1);
+    assert_int_equal(cf.presence_ttl_s, 30);
+    assert_int_equal(cf.presence_events, 0);
+    expect_ok(&cf, "{\"presence\":{\"enabled\":false,\"ttl_s\":3,\"events\":true}," AUTH "}");
+    assert_int_equal(cf.presence_enabled, 0);
+    assert_int_equal(cf.presence_ttl_s, 3);
+    assert_int_equal(cf.presence_events, 1);
+    conf_release(&cf);
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"presence\":{\"ttl_s\":3600}," AUTH "}");
+    assert_int_equal(cf.presence_enabled, 1);
+    assert_int_equal(cf.presence_ttl_s, 3600);
+    conf_release(&cf);
+
+    expect_error("{\"presence\":{\"ttl_s\":2}," AUTH "}",
+                 "x.json: presence.ttl_s: must be an integer from 3 to 3600");
+    expect_error("{\"presence\":{\"ttl_s\":3601}," AUTH "}",
+                 "x.json: presence.ttl_s: must be an integer from 3 to 3600");
+    expect_error("{\"presence\":{\"events\":1}," AUTH "}",
+                 "x.json: presence.events: must be true or false, not an integer");
+    expect_error("{\"presence\":{\"enabled\":\"no\"}," AUTH "}",
+                 "x.json: presence.enabled: must be true or false, not a string");
+    expect_error("{\"presence\":{\"users\":1}," AUTH "}", "x.json: presence.users: unknown key");
+    expect_error("{\"presence\":true," AUTH "}",
+                 "x.json: presence: must be an object, not a boolean");
+}
+
+static void test_listen_reuse_port(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    assert_int_equal(cf.listen_reuse_port, 0);
+    expect_ok(&cf, "{\"listen\":{\"port\":8081,\"reuse_port\":true}," AUTH "}");
+    assert_int_equal(cf.listen_reuse_port, 1);
+    conf_release(&cf);
+    expect_error("{\"listen\":{\"reuse_port\":1}," AUTH "}",
+                 "x.json: listen.reuse_port: must be true or false, not an integer");
+}
+
 static void test_listen_address(void **state)
 {
     static const char *const good[] = {"127.0.0.1", "0.0.0.0", "::1", "::", "fe80::1", "localhost"};
@@ -618,20 +664,20 @@ static void test_backplane_type(void **state)
 
     expect_error("{\"backplane\":{\"type\":\"x\"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"x\" "
-                 "(\"local\" or \"redis\")");
-    expect_error(
-        "{\"backplane\":{\"type\":\"\"}," AUTH "}",
-        "x.json: backplane.type: unsupported backplane type \"\" (\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
+    expect_error("{\"backplane\":{\"type\":\"\"}," AUTH "}",
+                 "x.json: backplane.type: unsupported backplane type \"\" (\"local\", \"redis\" or "
+                 "\"redis-cluster\")");
     expect_error("{\"backplane\":{\"type\":\"Redis\"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"Redis\" "
-                 "(\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
     expect_error("{\"backplane\":{\"type\":\"redis \"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"redis \" "
-                 "(\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
     /* The type is checked before any other key of the section. */
     expect_error("{\"backplane\":{\"type\":\"x\",\"url\":\"redis://h\"}," AUTH "}",
                  "x.json: backplane.type: unsupported backplane type \"x\" "
-                 "(\"local\" or \"redis\")");
+                 "(\"local\", \"redis\" or \"redis-cluster\")");
     expect_error("{\"backplane\":{\"type\":null}," AUTH "}",
                  "x.json: backplane.type: must be a string, not null");
 
@@ -788,6 +834,150 @@ static void test_redis_url_errors(void **state)
                  "x.json: backplane.url: must be a string, not null");
     expect_error("{\"backplane\":{\"type\":\"redis\",\"url\":[\"redis://h\"]}," AUTH "}",
                  "x.json: backplane.url: must be a string, not an array");
+}
+
+static char last_changed[64];
+
+static void test_redis_cluster(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis-cluster\",\"password\":\"pw\",\"seeds\":["
+                   "\"redis://10.0.0.1:7000\",\"redis://10.0.0.2:7001\"]}," AUTH "}");
+    assert_string_equal(cf.backplane_type, "redis-cluster");
+    assert_int_equal(cf.n_redis_shards, 2);
+    assert_int_equal(cf.redis_shards[1].port, 7001);
+    assert_string_equal(cf.redis_shards[1].password, "pw");
+    conf_release(&cf);
+
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\"}," AUTH "}",
+                 "x.json: backplane.seeds: \"type\": \"redis-cluster\" needs the cluster's "
+                 "masters, e.g. [\"redis://10.0.0.1:7000\"]");
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\",\"url\":\"redis://a\","
+                 "\"seeds\":[\"redis://b\"]}," AUTH "}",
+                 "x.json: backplane.url: not with \"type\": \"redis-cluster\" (list its masters "
+                 "in \"seeds\")");
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\",\"shards\":[\"redis://a\"],"
+                 "\"seeds\":[\"redis://b\"]}," AUTH "}",
+                 "x.json: backplane.shards: not with \"type\": \"redis-cluster\" (list its "
+                 "masters in \"seeds\")");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"seeds\":[\"redis://b\"]}," AUTH "}",
+                 "x.json: backplane.seeds: only for \"type\": \"redis-cluster\"");
+    expect_error("{\"backplane\":{\"type\":\"redis-cluster\",\"seeds\":[\"redis://b\","
+                 "\"redis://b:6379\"]}," AUTH "}",
+                 "x.json: backplane.seeds[1]: the same server as seeds[0]");
+}
+
+static void test_redis_sentinel(void **state)
+{
+    struct conf cf;
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://:pw@127.0.0.1/2\","
+                   "\"sentinel\":{\"master\":\"mymaster\",\"addresses\":[\"10.0.0.1:26379\","
+                   "\"sentinel.local:26380\"]}}," AUTH "}");
+    assert_string_equal(cf.sentinel_master, "mymaster");
+    assert_int_equal(cf.n_sentinels, 2);
+    assert_string_equal(cf.sentinel_hosts[0], "10.0.0.1");
+    assert_int_equal(cf.sentinel_ports[0], 26379);
+    assert_string_equal(cf.sentinel_hosts[1], "sentinel.local");
+    assert_int_equal(cf.sentinel_ports[1], 26380);
+    assert_string_equal(cf.redis_password, "pw"); /* the data nodes' password and db */
+    assert_int_equal(cf.redis_db, 2);
+    conf_release(&cf);
+
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":[]}," AUTH "}",
+                 "x.json: backplane.sentinel: must be an object, not an array");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"addresses\":[\"a:1\"]}}," AUTH
+                 "}",
+                 "x.json: backplane.sentinel.master: must be the name Sentinel monitors");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\"}}," AUTH "}",
+                 "x.json: backplane.sentinel.addresses: must be an array of 1 to 16 \"host:port\" "
+                 "strings");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\","
+                 "\"addresses\":[\"a:1\",\"b\"]}}," AUTH "}",
+                 "x.json: backplane.sentinel.addresses[1]: must be \"host:port\"");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\","
+                 "\"addresses\":[\"a:70000\"]}}," AUTH "}",
+                 "x.json: backplane.sentinel.addresses[0]: must be \"host:port\"");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"sentinel\":{\"master\":\"m\","
+                 "\"addresses\":[\"a:1\"],\"quorum\":2}}," AUTH "}",
+                 "x.json: backplane.sentinel.quorum: unknown key");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\"],"
+                 "\"sentinel\":{\"master\":\"m\",\"addresses\":[\"a:1\"]}}," AUTH "}",
+                 "x.json: backplane.sentinel: give \"shards\" or \"sentinel\", not both");
+}
+
+static void note_changed(const char *key)
+{
+    snprintf(last_changed, sizeof(last_changed), "%s", key);
+}
+
+static void test_redis_shards(void **state)
+{
+    struct conf cf, next;
+
+    conf_init(&cf);
+    expect_ok(&cf, "{\"backplane\":{\"type\":\"redis\",\"password\":\"pw\",\"shards\":["
+                   "\"redis://10.0.0.1\",\"redis://:own@10.0.0.2:6380/3\","
+                   "\"redis://10.0.0.1:6379/1\"]}," AUTH "}");
+    assert_int_equal(cf.n_redis_shards, 3);
+    assert_string_equal(cf.redis_shards[0].host, "10.0.0.1");
+    assert_int_equal(cf.redis_shards[0].port, 6379);
+    assert_int_equal(cf.redis_shards[0].db, 0);
+    assert_string_equal(cf.redis_shards[0].password, "pw"); /* backplane.password */
+    assert_null(cf.redis_shards[0].username);
+    assert_string_equal(cf.redis_shards[1].host, "10.0.0.2");
+    assert_int_equal(cf.redis_shards[1].port, 6380);
+    assert_int_equal(cf.redis_shards[1].db, 3);
+    assert_string_equal(cf.redis_shards[1].password, "own"); /* its own wins */
+    assert_int_equal(cf.redis_shards[2].db, 1); /* same host and port, other db: allowed */
+
+    /* a reload keeps the shards (startup only) and says so when they changed */
+    conf_init(&next);
+    expect_ok(&next,
+              "{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://10.0.0.9\"]}," AUTH "}");
+    conf_keep_startup(&next, &cf, note_changed);
+    assert_int_equal(next.n_redis_shards, 3);
+    assert_string_equal(next.redis_shards[1].host, "10.0.0.2");
+    assert_int_equal(cf.n_redis_shards, 1);
+    assert_string_equal(last_changed, "backplane.shards");
+    conf_release(&next);
+    conf_release(&cf);
+
+    expect_error(
+        "{\"backplane\":{\"type\":\"redis\",\"url\":\"redis://a\",\"shards\":[\"redis://b\"]}," AUTH
+        "}",
+        "x.json: backplane.shards: give \"url\" or \"shards\", not both");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[]}," AUTH "}",
+                 "x.json: backplane.shards: must be a non-empty array of redis:// URLs");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":\"redis://a\"}," AUTH "}",
+                 "x.json: backplane.shards: must be a non-empty array of redis:// URLs");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\",7]}," AUTH "}",
+                 "x.json: backplane.shards[1]: must be a string, not an integer");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\",\"http://b\"]}," AUTH
+                 "}",
+                 "x.json: backplane.shards[1]: must start with redis:// (TLS to Redis is not "
+                 "supported)");
+    expect_error("{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://:pw@a:0\"]}," AUTH "}",
+                 "x.json: backplane.shards[0]: bad port (1 to 65535)");
+    expect_error(
+        "{\"backplane\":{\"type\":\"redis\",\"shards\":[\"redis://a\",\"redis://a:6379/0\"]}," AUTH
+        "}",
+        "x.json: backplane.shards[1]: the same server as shards[0]");
+    expect_error("{\"backplane\":{\"shards\":[\"redis://a\"]}," AUTH "}",
+                 "x.json: backplane.shards: only for \"type\": \"redis\"");
+    {
+        char json[2048];
+        size_t o =
+            (size_t)snprintf(json, sizeof(json), "{\"backplane\":{\"type\":\"redis\",\"shards\":[");
+
+        for (int i = 0; i < 17; i++)
+            o += (size_t)snprintf(json + o, sizeof(json) - o, "%s\"redis://h%d\"", i ? "," : "", i);
+        snprintf(json + o, sizeof(json) - o, "]}," AUTH "}");
+        expect_error(json, "x.json: backplane.shards: at most 16 shards, not 17");
+    }
 }
 
 /* Credentials in the URL were allocated before the host/port/db checks failed: the leak checker
@@ -1531,6 +1721,11 @@ int main(void)
         cmocka_unit_test(test_api_keys),
         cmocka_unit_test(test_log_level),
         cmocka_unit_test(test_log_section),
+        cmocka_unit_test(test_presence_section),
+        cmocka_unit_test(test_redis_shards),
+        cmocka_unit_test(test_redis_sentinel),
+        cmocka_unit_test(test_redis_cluster),
+        cmocka_unit_test(test_listen_reuse_port),
         cmocka_unit_test(test_listen_address),
         cmocka_unit_test(test_longpoll_default_over_max),
         cmocka_unit_test(test_ws_idle_not_over_ping),

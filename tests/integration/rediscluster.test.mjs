@@ -1,0 +1,129 @@
+// backplane.type "redis-cluster": three `redis-server --cluster-enabled yes` masters on loopback
+// joined by `redis-cli --cluster create`, started here. Every topic's channel is SSUBSCRIBEd and
+// SPUBLISHed on the master of its slot, its stream keys ({topic:<name>}:...) sit in the same
+// slot; two nodes deliver across; a master that dies takes only its slots' topics down.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { startGateway, http, openSSE, freePort } from './lib.mjs';
+import { requireRedis, startRedis, tokenFor, waitFor, waitReady, tryPublish } from './redis-lib.mjs';
+
+requireRedis();
+
+const cli = (args) => new Promise((resolve, reject) => {
+  execFile('redis-cli', args, { timeout: 30000 }, (err, stdout, stderr) => (err ? reject(new Error(`${args.join(' ')}: ${err.message} ${stderr}`)) : resolve(stdout)));
+});
+
+// A port p with p + 10000 (the cluster bus) free as well.
+async function clusterPort() {
+  for (;;) {
+    const p = await freePort();
+    if (p > 55000) continue;
+    const bus = await new Promise((resolve) => {
+      import('node:net').then(({ default: net }) => {
+        const s = net.createServer();
+        s.once('error', () => resolve(false));
+        s.listen(p + 10000, '127.0.0.1', () => s.close(() => resolve(true)));
+      });
+    });
+    if (bus) return p;
+  }
+}
+
+async function startCluster() {
+  const nodes = [];
+  for (let i = 0; i < 3; i++) {
+    const port = await clusterPort();
+    nodes.push(await startRedis(port, ['--cluster-enabled', 'yes', '--cluster-config-file', `nodes-${port}.conf`, '--cluster-node-timeout', '2000']));
+  }
+  await cli(['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-yes']);
+  for (const n of nodes) await waitFor(async () => (await n.cli('CLUSTER', 'INFO')).includes('cluster_state:ok'), 20000, `cluster ok on ${n.port}`);
+  return nodes;
+}
+
+const N = 30;
+const topics = Array.from({ length: N }, (_, i) => `room:c${i}`);
+
+test('a 3-master cluster: sharded pub/sub on each slot\'s master, two nodes, one master lost', async () => {
+  const masters = await startCluster();
+  const gws = [];
+  try {
+    const backplane = { type: 'redis-cluster', seeds: masters.map((m) => m.url) };
+    for (let i = 0; i < 2; i++) gws.push(await startGateway({ backplane }));
+    for (const g of gws) await waitReady(g);
+    const [a, b] = gws;
+    assert.match(a.logs(), /redis cluster slot map loaded \(3 ranges\)/);
+
+    const owner = {};
+    for (const t of topics) {
+      const slot = Number((await masters[0].cli('CLUSTER', 'KEYSLOT', `topic:${t}`)).trim());
+      assert.equal(slot, Number((await masters[0].cli('CLUSTER', 'KEYSLOT', `{topic:${t}}:history`)).trim()));
+      for (const [i, m] of masters.entries()) {
+        const mine = (await m.cli('CLUSTER', 'COUNTKEYSINSLOT', String(slot))) !== undefined &&
+          (await m.cli('CLUSTER', 'NODES')).split('\n').find((l) => l.includes('myself'));
+        const ranges = mine.trim().split(' ').slice(8);
+        if (ranges.some((r) => { const [lo, hi] = r.split('-').map(Number); return slot >= lo && slot <= (hi ?? lo); })) owner[t] = i;
+      }
+      assert.ok(owner[t] !== undefined, `${t} has an owner`);
+    }
+
+    const sse = openSSE(b, `topics=${topics.join(',')}&token=${tokenFor('reader')}`);
+    await sse.waitFor((s) => s.raw.includes('retry:'), 10000); // every topic live
+    for (const t of topics) assert.equal((await masters[owner[t]].cli('PUBSUB', 'SHARDNUMSUB', `topic:${t}`)).trim().split('\n')[1], '1', `${t} ssubscribed on its master`);
+    for (const t of topics) {
+      const p = await tryPublish(a, t, { n: 1, t });
+      assert.equal(p.status, 200, p.text);
+    }
+    await sse.waitFor((s) => s.messages().length === N, 10000);
+    for (const t of topics) {
+      for (const [i, m] of masters.entries()) {
+        const has = (await m.cli('EXISTS', `{topic:${t}}:history`).catch(() => 'MOVED')).trim() === '1';
+        assert.equal(has, i === owner[t], `${t}'s stream only on its master`);
+      }
+    }
+
+    // a slot migrates to another master: the subscriber's node is told (-sunsubscribe), reloads
+    // the slot map and subscribes there; the publisher's node learns from MOVED (that one
+    // publish is refused with 503, the next goes to the new master)
+    const t0 = topics.find((t) => owner[t] === 0);
+    const slot = Number((await masters[0].cli('CLUSTER', 'KEYSLOT', `topic:${t0}`)).trim());
+    const id = async (m) => (await m.cli('CLUSTER', 'MYID')).trim();
+    const [src, dst] = [masters[0], masters[2]];
+    await dst.cli('CLUSTER', 'SETSLOT', String(slot), 'IMPORTING', await id(src));
+    await src.cli('CLUSTER', 'SETSLOT', String(slot), 'MIGRATING', await id(dst));
+    const keys = (await src.cli('CLUSTER', 'GETKEYSINSLOT', String(slot), '100')).trim().split('\n').filter(Boolean);
+    assert.ok(keys.includes(`{topic:${t0}}:history`), `keys in slot ${slot}: ${keys}`);
+    await src.cli('MIGRATE', '127.0.0.1', String(dst.port), '', '0', '5000', 'KEYS', ...keys);
+    for (const m of [dst, src, masters[1]]) await m.cli('CLUSTER', 'SETSLOT', String(slot), 'NODE', await id(dst));
+    await waitFor(async () => (await dst.cli('PUBSUB', 'SHARDNUMSUB', `topic:${t0}`)).trim().split('\n')[1] === '1', 10000, `${t0} ssubscribed on its new master`);
+    let tries = 0;
+    await waitFor(async () => { tries++; return (await tryPublish(a, t0, { n: 'moved', t: t0 })).status === 200; }, 10000, `publish to ${t0} after the move`);
+    assert.ok(tries <= 3, `${tries} tries`);
+    assert.match(b.logs(), new RegExp(`unsubscribed 'topic:${t0}' \\(slot moved\\); refreshing the slot map`));
+    await sse.waitFor((s) => s.messages().some((m) => m.topic === t0 && m.data.n === 'moved'), 10000);
+    assert.equal(sse.messages().length, N + 1, 'nothing doubled by the move');
+    owner[t0] = 2;
+
+    // one master dies: its topics 503, the others flow
+    const dead = 1;
+    await masters[dead].stop('SIGKILL');
+    for (const t of topics) {
+      const p = await waitFor(async () => {
+        const r = await tryPublish(a, t, { n: 2, t });
+        return owner[t] === dead ? (r.status === 503 ? r : null) : r;
+      }, 10000, `publish to ${t}`);
+      if (owner[t] === dead) assert.deepEqual(p.body, { error: 'backplane unavailable' });
+      else assert.equal(p.status, 200, `${t}: ${p.text}`);
+    }
+    const live = topics.filter((t) => owner[t] !== dead);
+    await sse.waitFor((s) => s.messages().length >= N + 1 + live.length, 10000);
+    assert.deepEqual(sse.messages().slice(N + 1).map((m) => m.topic).sort(), [...live].sort());
+    await sse.close();
+  } catch (e) {
+    e.message += gws.map((g, i) => `\n--- node ${i} ---\n` + g.logs().slice(-2500)).join('');
+    throw e;
+  } finally {
+    for (const g of gws) await g.stop();
+    for (const m of masters) await m.destroy();
+  }
+});
