@@ -6,6 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, splitCursor, joinCursor, compareIds } from '../../client/rtgate.js';
+import { ClientSignaling } from '../../client/rtgate-call.js';
 
 const cur = (...parts) => Buffer.from('r1|' + parts.join('|')).toString('base64url');
 const pos = (topic, id, epoch = 'aaaaaaaaaaaaaaaa') => `${topic}|${epoch}|${id}`;
@@ -551,5 +552,51 @@ test('send and publish with {ephemeral: true}: the flag in the WebSocket frame a
   assert.equal(await p3, 'recipient offline');
   assert.deepEqual(await p4, { id: '10-0', topic: 'user:bob' });
   assert.equal(posts.length, 2, 'nothing else went by POST');
+  c.close();
+});
+
+// The WebRTC helper's signaling on an rtgate.js client (client/rtgate-call.js); the calls
+// themselves are tested in Chromium (tests/integration/webrtc.test.mjs).
+test('ClientSignaling on an SSE client: reachable once its inbox is live; signals in on the stream, out by ephemeral POST', async () => {
+  const jwt = 'h.' + Buffer.from(JSON.stringify({ sub: 'alice' })).toString('base64url') + '.s';
+  const posts = [];
+  let reach = 0, bob = 0;
+  const { c, log, clk } = setup({ transports: ['sse'], token: jwt }, {
+    fetch: (url, o) => {
+      if (url.includes('/v1/poll')) return res(200, { messages: [], cursor: cur(pos('user:alice', '1-0')), recovered: true });
+      const b = JSON.parse(o.body);
+      posts.push(b);
+      const off = res(409, { error: 'recipient offline' }), ok = res(200, { topic: 'user:' + b.to, ephemeral: true });
+      if (b.data.type === 'reachable') return ++reach < 2 ? off : ok;
+      if (b.to === 'bob') return ++bob < 3 ? off : ok; // bob between two long-polls, say
+      return b.to === 'carol' ? off : ok;
+    },
+  });
+  const sig = new ClientSignaling({ client: c, offlineGraceMs: 2000 });
+  const got = [];
+  sig.onSignal((m, info) => got.push(m ? m.data : info));
+  const ready = sig.connect(); // starts the client, subscribes user:alice
+  await clk.advance(0);
+  const es = log.find((l) => l.kind === 'sse').es;
+  assert.equal(new URL(es.url).searchParams.get('topics'), 'user:alice');
+  es.emit('hello', { node: 'n1', heartbeat_ms: 15000 });
+  await clk.advance(0);
+  await ready;
+  assert.equal(sig.user, 'alice', 'the user is the token\'s sub');
+  assert.equal(reach, 2, 'asked again until the gateway said alice is reachable');
+  assert.deepEqual(posts[0], { to: 'alice', ephemeral: true, data: { type: 'reachable' } });
+  got.length = 0;
+  es.emit('message', { topic: 'user:alice', from: 'bob', ts: 1, ephemeral: true, data: { type: 'offer', call: 'k', sdp: 's' } });
+  es.emit('message', { id: '2-0', topic: 'user:alice', from: 'bob', ts: 2, data: 'a stored message is not a signal' }, cur(pos('user:alice', '2-0')));
+  assert.deepEqual(got, [{ type: 'offer', call: 'k', sdp: 's' }]);
+  // out: POST /v1/messages, ephemeral; "recipient offline" tried again within the grace
+  assert.deepEqual(await sig.send('bob', { type: 'answer', call: 'k', sdp: 'a' }), { topic: 'user:bob', ephemeral: true });
+  assert.equal(bob, 3);
+  assert.ok(posts.filter((p) => p.to === 'bob').every((p) => p.ephemeral === true && p.data.type === 'answer'));
+  sig.offlineGraceMs = 300;
+  await assert.rejects(sig.send('carol', { type: 'offer', call: 'j', sdp: 's' }), /recipient offline/);
+  sig.close();
+  es.emit('message', { topic: 'user:alice', from: 'bob', ts: 3, ephemeral: true, data: { type: 'hangup', call: 'k' } });
+  assert.equal(got.length, 1, 'closed: no more signals');
   c.close();
 });
