@@ -75,6 +75,10 @@ export declare class Client {
   readonly transport: Transport | null;
   /** the gateway node (its node_id) last connected to */
   readonly node: string | null;
+  /** the gateway's base URL, as given */
+  readonly url: string;
+  /** the token in use (fresh: from getToken again); helpers such as rtgate-call.js use it */
+  getToken(fresh?: boolean): Promise<string>;
   start(): this;
   close(): void;
   subscribe<T = unknown>(topic: string, handler?: (m: Message<T>) => void, opts?: { cursor?: string }): () => void;
