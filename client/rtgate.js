@@ -359,11 +359,17 @@ export class Client {
     if (!res.ok) {
       const err = new Error(j.error || `HTTP ${res.status}`);
       err.status = res.status;
-      this.emit('error', { error: err.message, status: res.status });
+      if (!quietError(body, err.message)) this.emit('error', { error: err.message, status: res.status });
       throw err;
     }
     return j; // {id, topic} or {topic, ephemeral: true}
   }
+}
+
+// An ephemeral send to nobody is an answer the caller handles (its promise is rejected), not an
+// error of the connection: no `error` event for it.
+function quietError(req, error) {
+  return !!(req && req.ephemeral) && error === 'recipient offline';
 }
 
 // Shared by the transports: topics, query strings, timers.
@@ -484,7 +490,7 @@ class WsTransport extends Base {
   request(frame) {
     const rid = 'r' + ++this.c.rid;
     return new Promise((resolve, reject) => {
-      this.acks.set(rid, { resolve, reject });
+      this.acks.set(rid, { resolve, reject, frame });
       this.sendFrame({ ...frame, rid });
     });
   }
@@ -532,8 +538,10 @@ class WsTransport extends Base {
           break;
         }
         if (this.acks.has(rid)) {
-          this.acks.get(rid).reject(new Error(f.error));
+          const { reject, frame } = this.acks.get(rid);
           this.acks.delete(rid);
+          reject(new Error(f.error));
+          if (quietError(frame, f.error)) break;
         } else if (rid.startsWith('s:')) {
           this.waiting--;
           this.maybeReady();

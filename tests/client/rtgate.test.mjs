@@ -511,7 +511,7 @@ test('ephemeral from a probe during an upgrade is taken from the current transpo
 
 test('send and publish with {ephemeral: true}: the flag in the WebSocket frame and in the POST body', async () => {
   const posts = [];
-  const { c, log, clk } = setup({}, {
+  const { c, log, clk, events } = setup({}, {
     fetch: (url, o) => {
       const b = JSON.parse(o.body);
       posts.push([url, b]);
@@ -552,6 +552,7 @@ test('send and publish with {ephemeral: true}: the flag in the WebSocket frame a
   assert.equal(await p3, 'recipient offline');
   assert.deepEqual(await p4, { id: '10-0', topic: 'user:bob' });
   assert.equal(posts.length, 2, 'nothing else went by POST');
+  assert.deepEqual(events.filter((e) => e[0] === 'error'), [], '"recipient offline" rejects the send; it is no error event');
   c.close();
 });
 
