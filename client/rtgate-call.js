@@ -12,9 +12,14 @@
 //   call.addEventListener('open', () => call.send('hi'));          // the DataChannel
 //   call.addEventListener('track', (e) => (video.srcObject = e.detail.streams[0]));
 //
-// This version signals over its own plain WebSocket to /v1/ws; an object with the same two
-// methods as WsSignaling (send(to, data) -> Promise, onSignal(fn)) can be passed as
-// `signaling` instead (e.g. one built on the rtgate.js client).
+// Or on the page's rtgate.js client, whatever transport it is on (WebSocket, SSE, long-poll):
+//
+//   const rt = connect(url, { getToken });            // rtgate.js (/v1/client.js)
+//   const phone = new RTGatePhone({ client: rt });    // ClientSignaling: signals through rt
+//   await phone.connect();                            // subscribes user:<me> on rt
+//
+// Without `client` it signals over a plain WebSocket of its own (WsSignaling). Any object with
+// connect(), send(to, data) -> Promise, onSignal(fn) and close() can be passed as `signaling`.
 
 export const SIGNAL_TYPES = ['offer', 'answer', 'candidate', 'hangup'];
 
@@ -98,6 +103,76 @@ export class WsSignaling {
 
   close() {
     if (this.ws) this.ws.close();
+  }
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const offline = (e) => /recipient offline/.test(String(e && e.message));
+
+// Signaling through an rtgate.js Client: sends are client.send(peer, data, {ephemeral: true})
+// (over its WebSocket, else POST /v1/messages); signals arrive on the client's subscription to
+// user:<me>. The client stays the application's (close() leaves it running).
+export class ClientSignaling {
+  // offlineGraceMs: a send refused with "recipient offline" is tried again for this long (a
+  // peer on long-polling is unreachable for a moment between two held requests).
+  constructor({ client, user, readyTimeoutMs = 15000, offlineGraceMs = 1500 }) {
+    this.client = client;
+    this.user = user;
+    this.readyTimeoutMs = readyTimeoutMs;
+    this.offlineGraceMs = offlineGraceMs;
+    this.handlers = [];
+  }
+
+  token() {
+    return this.client.getToken(false);
+  }
+
+  // Subscribes user:<me> and resolves once the gateway says we are reachable: an ephemeral
+  // send to ourselves is refused ("recipient offline") until our inbox subscription is live.
+  async connect() {
+    const token = await this.token();
+    this.user = this.user || tokenSub(token);
+    if (!this.user) throw new Error('no user: pass user, or a token whose sub names it');
+    const inbox = `user:${this.user}`;
+    this.unsub = this.client.subscribe(inbox, (m) => {
+      if (m.ephemeral) for (const fn of this.handlers) fn(m);
+    });
+    this.onConn = (info) => this.handlers.forEach((fn) => fn(null, { online: true, ...info }));
+    this.onDisc = (info) => this.handlers.forEach((fn) => fn(null, info));
+    this.client.on('connected', this.onConn).on('disconnected', this.onDisc);
+    if (this.client.stopped) this.client.start();
+    const end = Date.now() + this.readyTimeoutMs;
+    for (;;) {
+      try {
+        if (this.client.transport) return await this.client.send(this.user, { type: 'reachable' }, { ephemeral: true });
+      } catch (e) {
+        if (Date.now() > end) throw e;
+      }
+      if (Date.now() > end) throw new Error(`not reachable on ${inbox} within ${this.readyTimeoutMs} ms`);
+      await sleep(200);
+    }
+  }
+
+  async send(to, data) {
+    const end = Date.now() + this.offlineGraceMs;
+    for (;;) {
+      try {
+        return await this.client.send(to, data, { ephemeral: true });
+      } catch (e) {
+        if (!offline(e) || Date.now() > end) throw e;
+        await sleep(150);
+      }
+    }
+  }
+
+  onSignal(fn) {
+    this.handlers.push(fn);
+  }
+
+  close() {
+    this.client.off('connected', this.onConn).off('disconnected', this.onDisc);
+    this.handlers = [];
+    if (this.unsub) this.unsub();
   }
 }
 
@@ -236,25 +311,34 @@ export class RTGateCall extends EventTarget {
 }
 
 export class RTGatePhone extends EventTarget {
-  // url: the gateway's http(s) base; token: the user's JWT; user: defaults to its "sub".
-  // rtc: extra RTCConfiguration fields (e.g. {iceTransportPolicy: 'relay'}).
-  constructor({ url, token, user, rtc = {}, signaling, WebSocketImpl } = {}) {
+  // client: an rtgate.js Client to signal through (its url and token are used); else url: the
+  // gateway's http(s) base and token: the user's JWT, for a WebSocket of its own. user: defaults
+  // to the token's "sub". rtc: extra RTCConfiguration fields (e.g. {iceTransportPolicy: 'relay'}).
+  constructor({ url, token, user, rtc = {}, signaling, client, WebSocketImpl } = {}) {
     super();
-    this.url = (url || location.origin).replace(/\/+$/, '');
+    this.client = client || null;
+    this.url = ((client && client.url) || url || location.origin).replace(/\/+$/, '');
     this.token = token;
-    this.user = user || tokenSub(token);
+    this.user = user || (token && tokenSub(token));
     this.rtc = rtc;
     this.calls = new Map();
-    this.signaling = signaling || new WsSignaling({ url: this.url, token, user: this.user, WebSocketImpl });
-    this.signaling.onSignal((m, info) => (m ? this.onMessage(m) : this.emit('disconnected', info)));
+    this.signaling = signaling
+      || (client ? new ClientSignaling({ client, user: this.user })
+        : new WsSignaling({ url: this.url, token, user: this.user, WebSocketImpl }));
+    this.signaling.onSignal((m, info) => {
+      if (m) this.onMessage(m);
+      else this.emit(info && info.online ? 'connected' : 'disconnected', info);
+    });
   }
 
   emit(type, detail) {
     this.dispatchEvent(new CustomEvent(type, { detail }));
   }
 
-  connect() {
-    return this.signaling.connect();
+  async connect() {
+    const r = await this.signaling.connect();
+    this.user = this.user || this.signaling.user;
+    return r;
   }
 
   close() {
@@ -264,7 +348,8 @@ export class RTGatePhone extends EventTarget {
 
   // GET /v1/ice, fresh for each call: TURN credentials are short-lived.
   async iceConfig() {
-    const r = await fetch(this.url + '/v1/ice', { headers: { authorization: `Bearer ${this.token}` } });
+    const token = this.client ? await this.client.getToken(false) : this.token;
+    const r = await fetch(this.url + '/v1/ice', { headers: { authorization: `Bearer ${token}` } });
     if (!r.ok) throw new Error(`GET /v1/ice: ${r.status}`);
     const { iceServers } = await r.json();
     return { iceServers, ...this.rtc };

@@ -2,8 +2,8 @@
 
 export type Transport = 'websocket' | 'sse' | 'longpoll' | 'poll';
 
-/** A message as every transport delivers it. */
-export interface Message<T = unknown> {
+/** A stored message as every transport delivers it. */
+export interface StoredMessage<T = unknown> {
   /** "<ms>-<seq>", growing per topic */
   id: string;
   topic: string;
@@ -12,7 +12,20 @@ export interface Message<T = unknown> {
   /** publish time, ms since the epoch */
   ts: number;
   data: T;
+  ephemeral?: undefined;
 }
+
+/** A live-only message (sent with {ephemeral: true}): no id, never replayed, no cursor move. */
+export interface EphemeralMessage<T = unknown> {
+  id?: undefined;
+  topic: string;
+  from: string | null;
+  ts: number;
+  data: T;
+  ephemeral: true;
+}
+
+export type Message<T = unknown> = StoredMessage<T> | EphemeralMessage<T>;
 
 export interface Options {
   /** a JWT; or getToken */
@@ -49,9 +62,11 @@ export interface Events {
   error: { error: string; status?: number; topic?: string };
 }
 
-export interface Published {
-  id: string;
-  topic: string;
+export type Published = { id: string; topic: string; ephemeral?: undefined } | { topic: string; ephemeral: true };
+
+export interface SendOptions {
+  /** live only: delivered to current subscribers, never stored; rejected "recipient offline" (409) when there are none */
+  ephemeral?: boolean;
 }
 
 export declare class Client {
@@ -60,6 +75,10 @@ export declare class Client {
   readonly transport: Transport | null;
   /** the gateway node (its node_id) last connected to */
   readonly node: string | null;
+  /** the gateway's base URL, as given */
+  readonly url: string;
+  /** the token in use (fresh: from getToken again); helpers such as rtgate-call.js use it */
+  getToken(fresh?: boolean): Promise<string>;
   start(): this;
   close(): void;
   subscribe<T = unknown>(topic: string, handler?: (m: Message<T>) => void, opts?: { cursor?: string }): () => void;
@@ -67,8 +86,8 @@ export declare class Client {
   /** the opaque cursor just after the last message delivered on the topic */
   cursor(topic: string): string;
   /** to a user's inbox (user:<user>) */
-  send(user: string, data: unknown): Promise<Published>;
-  publish(topic: string, data: unknown): Promise<Published>;
+  send(user: string, data: unknown, opts?: SendOptions): Promise<Published>;
+  publish(topic: string, data: unknown, opts?: SendOptions): Promise<Published>;
   on<E extends keyof Events>(event: E, fn: (arg: Events[E]) => void): this;
   off<E extends keyof Events>(event: E, fn: (arg: Events[E]) => void): this;
 }

@@ -134,12 +134,16 @@ export class Client {
     return joinCursor([this.topics.get(topic)?.pos]);
   }
 
-  send(user, data) {
-    return this.write({ type: 'send', to: user, data }, { to: user, data });
+  // {ephemeral: true}: live only (never stored, refused with "recipient offline" when no one
+  // is subscribed), as WebRTC signaling needs (README "WebRTC").
+  send(user, data, { ephemeral = false } = {}) {
+    const e = ephemeral ? { ephemeral: true } : {};
+    return this.write({ type: 'send', to: user, ...e, data }, { to: user, ...e, data });
   }
 
-  publish(topic, data) {
-    return this.write({ type: 'publish', topic, data }, { topic, data });
+  publish(topic, data, { ephemeral = false } = {}) {
+    const e = ephemeral ? { ephemeral: true } : {};
+    return this.write({ type: 'publish', topic, ...e, data }, { topic, ...e, data });
   }
 
   start() {
@@ -214,14 +218,24 @@ export class Client {
     }
   }
 
-  // Every transport ends up here: drop what was already delivered, then hand it over.
-  deliver(m, cursor) {
+  // Every transport (@tr) ends up here: drop what was already delivered, then hand it over.
+  deliver(m, cursor, tr) {
     const t = this.topics.get(m.topic);
     if (!t) return;
+    if (m.ephemeral) {
+      // live only: no id and no cursor, outside the sequence (no dedupe, no position); taken
+      // from the current transport alone, so the overlap of an upgrade never shows it twice
+      if (tr && tr !== this.cur) return;
+      return this.hand(t, { topic: m.topic, from: m.from, ts: m.ts, data: m.data, ephemeral: true });
+    }
+    if (typeof m.id !== 'string') return; // not an envelope
     if (t.last && compareIds(m.id, t.last) <= 0) return; // seen (a resume overlap, a probe)
     t.last = m.id;
     if (cursor) this.advance(cursor);
-    const msg = { id: m.id, topic: m.topic, from: m.from, ts: m.ts, data: m.data };
+    this.hand(t, { id: m.id, topic: m.topic, from: m.from, ts: m.ts, data: m.data });
+  }
+
+  hand(t, msg) {
     for (const h of t.handlers) {
       try {
         h(msg);
@@ -345,11 +359,17 @@ export class Client {
     if (!res.ok) {
       const err = new Error(j.error || `HTTP ${res.status}`);
       err.status = res.status;
-      this.emit('error', { error: err.message, status: res.status });
+      if (!quietError(body, err.message)) this.emit('error', { error: err.message, status: res.status });
       throw err;
     }
-    return j; // {id, topic}
+    return j; // {id, topic} or {topic, ephemeral: true}
   }
+}
+
+// An ephemeral send to nobody is an answer the caller handles (its promise is rejected), not an
+// error of the connection: no `error` event for it.
+function quietError(req, error) {
+  return !!(req && req.ephemeral) && error === 'recipient offline';
 }
 
 // Shared by the transports: topics, query strings, timers.
@@ -470,7 +490,7 @@ class WsTransport extends Base {
   request(frame) {
     const rid = 'r' + ++this.c.rid;
     return new Promise((resolve, reject) => {
-      this.acks.set(rid, { resolve, reject });
+      this.acks.set(rid, { resolve, reject, frame });
       this.sendFrame({ ...frame, rid });
     });
   }
@@ -487,7 +507,7 @@ class WsTransport extends Base {
     const rid = typeof f.rid === 'string' ? f.rid : '';
     switch (f.type) {
       case 'message':
-        this.c.deliver(f, f.cursor);
+        this.c.deliver(f, f.cursor, this);
         break;
       case 'reset':
         this.c.reset(f.topic);
@@ -506,7 +526,7 @@ class WsTransport extends Base {
           if (rid.startsWith('s:')) this.waiting--;
           this.maybeReady();
         } else if (this.acks.has(rid)) {
-          this.acks.get(rid).resolve({ id: f.id, topic: f.topic });
+          this.acks.get(rid).resolve(f.ephemeral ? { topic: f.topic, ephemeral: true } : { id: f.id, topic: f.topic });
           this.acks.delete(rid);
         }
         break;
@@ -518,8 +538,10 @@ class WsTransport extends Base {
           break;
         }
         if (this.acks.has(rid)) {
-          this.acks.get(rid).reject(new Error(f.error));
+          const { reject, frame } = this.acks.get(rid);
           this.acks.delete(rid);
+          reject(new Error(f.error));
+          if (quietError(frame, f.error)) break;
         } else if (rid.startsWith('s:')) {
           this.waiting--;
           this.maybeReady();
@@ -585,7 +607,7 @@ class SseTransport extends Base {
         } catch {
           return;
         }
-        this.c.deliver(m, e.lastEventId);
+        this.c.deliver(m, e.lastEventId, this); // an ephemeral event has no id: line
       };
       es.addEventListener('hello', (e) => {
         let h = {};
@@ -708,7 +730,7 @@ class PollTransport extends Base {
         if (!hold) this.etag = res.headers.get('etag') || '';
         this.ready();
         if (body.recovered === false) for (const topic of body.reset || []) this.c.reset(topic);
-        for (const m of body.messages) this.c.deliver(m, null);
+        for (const m of body.messages) this.c.deliver(m, null, this); // held: ephemeral too
         this.c.advance(body.cursor);
       } else {
         this.ready();

@@ -6,6 +6,7 @@
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { Client, splitCursor, joinCursor, compareIds } from '../../client/rtgate.js';
+import { ClientSignaling } from '../../client/rtgate-call.js';
 
 const cur = (...parts) => Buffer.from('r1|' + parts.join('|')).toString('base64url');
 const pos = (topic, id, epoch = 'aaaaaaaaaaaaaaaa') => `${topic}|${epoch}|${id}`;
@@ -410,5 +411,193 @@ test('a gateway without the hello frame: connected all the same, node unknown', 
   await clk.advance(0);
   assert.deepEqual(events.filter((e) => e[0] === 'connected'), [['connected', { transport: 'websocket', node: null }]]);
   assert.deepEqual(events.filter((e) => e[0] === 'error'), [], 'not reported as an error');
+  c.close();
+});
+
+// Ephemeral messages (WebRTC signaling): live only, no id, no cursor.
+const eph = (data, extra = {}) => ({ topic: 'user:me', from: 'bob', ts: 7, ephemeral: true, data, ...extra });
+
+test('ephemeral over WebSocket: to the handlers and the message event once, cursor and dedupe untouched', async () => {
+  const { c, log, clk, events } = setup();
+  const got = [];
+  c.subscribe('user:me', (m) => got.push(m));
+  c.start();
+  await clk.advance(0);
+  const ws = log[0].ws;
+  ws.open();
+  await clk.advance(0);
+  ws.frame({ type: 'message', id: '5-0', topic: 'user:me', from: 'bob', ts: 5, data: 'a', cursor: cur(pos('user:me', '5-0')) });
+  ws.frame({ type: 'message', ...eph({ type: 'offer', sdp: 'x' }) });
+  ws.frame({ type: 'message', id: '5-0', topic: 'user:me', from: 'bob', ts: 5, data: 'a', cursor: cur(pos('user:me', '5-0')) });
+  ws.frame({ type: 'message', id: '6-0', topic: 'user:me', from: 'bob', ts: 6, data: 'b', cursor: cur(pos('user:me', '6-0')) });
+  ws.frame({ type: 'message', ...eph({ type: 'hangup' }) });
+  await clk.advance(0);
+  assert.deepEqual(got.map((m) => m.id ?? `eph:${m.data.type}`), ['5-0', 'eph:offer', '6-0', 'eph:hangup'],
+    'each once, in order; the replayed 5-0 after the ephemeral is still dropped');
+  assert.deepEqual(got[1], { topic: 'user:me', from: 'bob', ts: 7, data: { type: 'offer', sdp: 'x' }, ephemeral: true });
+  assert.equal(events.filter((e) => e[0] === 'message' && e[1].ephemeral).length, 2, 'the message event too');
+  assert.equal(c.cursor('user:me'), cur(pos('user:me', '6-0')), 'the cursor is the last stored message');
+  assert.deepEqual(events.filter((e) => e[0] === 'error'), []);
+  c.close();
+});
+
+test('ephemeral over SSE: no id: line, so the cursor stays; the next message is not taken for a repeat', async () => {
+  const { c, log, clk } = setup({ transports: ['sse'] }, {
+    fetch: () => res(200, { messages: [], cursor: cur(pos('user:me', '1-0')), recovered: true }),
+  });
+  const got = [];
+  c.subscribe('user:me', (m) => got.push(m.id ?? 'eph'));
+  c.start();
+  await clk.advance(0);
+  const es = log.find((l) => l.kind === 'sse').es;
+  es.emit('hello', { node: 'n1', heartbeat_ms: 15000 });
+  es.emit('message', { id: '2-0', topic: 'user:me', ts: 2, data: 0 }, cur(pos('user:me', '2-0')));
+  // EventSource keeps the previous Last-Event-ID for an event without one
+  es.emit('message', eph('sig'), cur(pos('user:me', '2-0')));
+  es.emit('message', { id: '3-0', topic: 'user:me', ts: 3, data: 0 }, cur(pos('user:me', '3-0')));
+  await clk.advance(0);
+  assert.deepEqual(got, ['2-0', 'eph', '3-0']);
+  assert.equal(c.cursor('user:me'), cur(pos('user:me', '3-0')));
+  c.close();
+});
+
+test('ephemeral in a held long-poll answer: delivered, the answer\'s cursor (unchanged) kept', async () => {
+  let n = 0;
+  const { c, log, clk } = setup({ transports: ['longpoll'] }, {
+    fetch: () => {
+      n++;
+      if (n === 1) return res(200, { messages: [], cursor: cur(pos('user:me', '4-0')), recovered: true });
+      if (n === 2) return res(200, { messages: [eph('sig')], cursor: cur(pos('user:me', '4-0')), recovered: true });
+      return new Promise(() => {});
+    },
+  });
+  const got = [];
+  c.subscribe('user:me', (m) => got.push(m));
+  c.start();
+  await clk.advance(100);
+  assert.equal(log.filter((l) => l.kind === 'fetch' && l.url.includes('/v1/longpoll')).length, 2, 'held again after the answer');
+  assert.deepEqual(got.map((m) => [m.ephemeral, m.data]), [[true, 'sig']]);
+  assert.equal(c.cursor('user:me'), cur(pos('user:me', '4-0')));
+  c.close();
+});
+
+test('ephemeral from a probe during an upgrade is taken from the current transport only', async () => {
+  const { c, log, clk } = setup({ upgradeMs: 30000 }, {
+    fetch: () => res(200, { messages: [], cursor: cur(pos('user:me', '1-0')), recovered: true }),
+  });
+  const got = [];
+  c.subscribe('user:me', (m) => got.push(m.data));
+  c.start();
+  await clk.advance(0);
+  log[0].ws.serverClose(1006);
+  await clk.advance(1000);
+  const es = log.find((l) => l.kind === 'sse').es;
+  es.emit('hello', { node: 'n1', heartbeat_ms: 15000 });
+  await clk.advance(30000);
+  const probe = log.filter((l) => l.kind === 'websocket')[1].ws;
+  // the probe's socket is open but still subscribing: both streams carry the same message
+  probe.readyState = 1;
+  probe.onopen();
+  probe.onmessage({ data: JSON.stringify({ type: 'message', ...eph('twice?') }) });
+  es.emit('message', eph('twice?'), cur(pos('user:me', '1-0')));
+  await clk.advance(0);
+  assert.deepEqual(got, ['twice?']);
+  assert.equal(c.transport, 'websocket');
+  probe.frame({ type: 'message', ...eph('after') });
+  await clk.advance(0);
+  assert.deepEqual(got, ['twice?', 'after']);
+  c.close();
+});
+
+test('send and publish with {ephemeral: true}: the flag in the WebSocket frame and in the POST body', async () => {
+  const posts = [];
+  const { c, log, clk, events } = setup({}, {
+    fetch: (url, o) => {
+      const b = JSON.parse(o.body);
+      posts.push([url, b]);
+      return b.to === 'carol' ? res(409, { error: 'recipient offline' }) : res(200, { topic: 'user:' + b.to, ephemeral: true });
+    },
+    ws: { auto: false },
+  });
+  c.start();
+  await clk.advance(0);
+  // not connected yet: POST /v1/messages
+  assert.deepEqual(await c.send('bob', { type: 'offer' }, { ephemeral: true }), { topic: 'user:bob', ephemeral: true });
+  assert.deepEqual(posts[0], ['http://gw.test/v1/messages', { to: 'bob', ephemeral: true, data: { type: 'offer' } }]);
+  await assert.rejects(c.send('carol', 'x', { ephemeral: true }), (e) => e.message === 'recipient offline' && e.status === 409);
+  // connected: over the WebSocket
+  const ws = log[0].ws;
+  ws.open();
+  ws.frame({ type: 'hello', rid: 'hello', node: 'n1' });
+  await clk.advance(0);
+  assert.equal(c.transport, 'websocket');
+  const p1 = c.send('bob', 'c1', { ephemeral: true });
+  const p2 = c.publish('room:1', 'p1', { ephemeral: true });
+  const p3 = c.send('dave', 'c2', { ephemeral: true }).then(() => 'sent', (e) => e.message);
+  const p4 = c.send('bob', 'stored');
+  const frames = ws.sent.filter((f) => f.type === 'send' || f.type === 'publish');
+  assert.deepEqual(frames.slice(0, 3), [
+    { type: 'send', to: 'bob', ephemeral: true, data: 'c1', rid: frames[0].rid },
+    { type: 'publish', topic: 'room:1', ephemeral: true, data: 'p1', rid: frames[1].rid },
+    { type: 'send', to: 'dave', ephemeral: true, data: 'c2', rid: frames[2].rid },
+  ]);
+  assert.equal('ephemeral' in frames[3], false, 'a plain send carries no flag');
+  ws.frame({ type: 'ack', rid: frames[0].rid, topic: 'user:bob', ephemeral: true });
+  ws.frame({ type: 'ack', rid: frames[1].rid, topic: 'room:1', ephemeral: true });
+  ws.frame({ type: 'error', rid: frames[2].rid, error: 'recipient offline' });
+  ws.frame({ type: 'ack', rid: frames[3].rid, topic: 'user:bob', id: '10-0' });
+  await clk.advance(0);
+  assert.deepEqual(await p1, { topic: 'user:bob', ephemeral: true });
+  assert.deepEqual(await p2, { topic: 'room:1', ephemeral: true });
+  assert.equal(await p3, 'recipient offline');
+  assert.deepEqual(await p4, { id: '10-0', topic: 'user:bob' });
+  assert.equal(posts.length, 2, 'nothing else went by POST');
+  assert.deepEqual(events.filter((e) => e[0] === 'error'), [], '"recipient offline" rejects the send; it is no error event');
+  c.close();
+});
+
+// The WebRTC helper's signaling on an rtgate.js client (client/rtgate-call.js); the calls
+// themselves are tested in Chromium (tests/integration/webrtc.test.mjs).
+test('ClientSignaling on an SSE client: reachable once its inbox is live; signals in on the stream, out by ephemeral POST', async () => {
+  const jwt = 'h.' + Buffer.from(JSON.stringify({ sub: 'alice' })).toString('base64url') + '.s';
+  const posts = [];
+  let reach = 0, bob = 0;
+  const { c, log, clk } = setup({ transports: ['sse'], token: jwt }, {
+    fetch: (url, o) => {
+      if (url.includes('/v1/poll')) return res(200, { messages: [], cursor: cur(pos('user:alice', '1-0')), recovered: true });
+      const b = JSON.parse(o.body);
+      posts.push(b);
+      const off = res(409, { error: 'recipient offline' }), ok = res(200, { topic: 'user:' + b.to, ephemeral: true });
+      if (b.data.type === 'reachable') return ++reach < 2 ? off : ok;
+      if (b.to === 'bob') return ++bob < 3 ? off : ok; // bob between two long-polls, say
+      return b.to === 'carol' ? off : ok;
+    },
+  });
+  const sig = new ClientSignaling({ client: c, offlineGraceMs: 2000 });
+  const got = [];
+  sig.onSignal((m, info) => got.push(m ? m.data : info));
+  const ready = sig.connect(); // starts the client, subscribes user:alice
+  await clk.advance(0);
+  const es = log.find((l) => l.kind === 'sse').es;
+  assert.equal(new URL(es.url).searchParams.get('topics'), 'user:alice');
+  es.emit('hello', { node: 'n1', heartbeat_ms: 15000 });
+  await clk.advance(0);
+  await ready;
+  assert.equal(sig.user, 'alice', 'the user is the token\'s sub');
+  assert.equal(reach, 2, 'asked again until the gateway said alice is reachable');
+  assert.deepEqual(posts[0], { to: 'alice', ephemeral: true, data: { type: 'reachable' } });
+  got.length = 0;
+  es.emit('message', { topic: 'user:alice', from: 'bob', ts: 1, ephemeral: true, data: { type: 'offer', call: 'k', sdp: 's' } });
+  es.emit('message', { id: '2-0', topic: 'user:alice', from: 'bob', ts: 2, data: 'a stored message is not a signal' }, cur(pos('user:alice', '2-0')));
+  assert.deepEqual(got, [{ type: 'offer', call: 'k', sdp: 's' }]);
+  // out: POST /v1/messages, ephemeral; "recipient offline" tried again within the grace
+  assert.deepEqual(await sig.send('bob', { type: 'answer', call: 'k', sdp: 'a' }), { topic: 'user:bob', ephemeral: true });
+  assert.equal(bob, 3);
+  assert.ok(posts.filter((p) => p.to === 'bob').every((p) => p.ephemeral === true && p.data.type === 'answer'));
+  sig.offlineGraceMs = 300;
+  await assert.rejects(sig.send('carol', { type: 'offer', call: 'j', sdp: 's' }), /recipient offline/);
+  sig.close();
+  es.emit('message', { topic: 'user:alice', from: 'bob', ts: 3, ephemeral: true, data: { type: 'hangup', call: 'k' } });
+  assert.equal(got.length, 1, 'closed: no more signals');
   c.close();
 });

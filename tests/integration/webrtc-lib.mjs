@@ -1,6 +1,6 @@
 // Helpers for the WebRTC browser tests: a real coturn (turnserver) on 127.0.0.1 with
 // use-auth-secret, and headless Chromium (Debian's, driven by playwright-core) showing the demo
-// page docker/demo/call.html. Every process is stopped by its pid.
+// page docker/demo/call.html (which loads rtgate.js from the gateway's /v1/client.js). Every process is stopped by its pid.
 import { spawn, execFileSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -117,13 +117,20 @@ export async function openDemo(chrome, gw, token, query = {}) {
   const logs = [];
   page.on('console', (m) => logs.push(`${m.type()}: ${m.text()}`));
   page.on('pageerror', (e) => logs.push(`pageerror: ${e.message}`));
+  // what the page asked of the gateway: "METHOD /path?query body" and its WebSocket URLs
+  const requests = [], sockets = [];
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.origin === gw.url) requests.push(`${r.method()} ${u.pathname}${u.search} ${r.postData() || ''}`.trim());
+  });
+  page.on('websocket', (ws) => sockets.push(ws.url()));
   const q = new URLSearchParams({ token, ...query });
   await page.goto(`${gw.url}/demo/call.html?${q}`);
   await page.click('#connect');
   await page.waitForFunction(() => window.demo && (window.demo.online || window.demo.errors.length), null, { timeout: 10000 });
   const errors = await page.evaluate(() => window.demo.errors);
   if (errors.length) throw new Error('sign-in failed: ' + errors.join('; '));
-  return { ctx, page, logs, demo: () => page.evaluate(() => ({ ...window.demo, phone: undefined, call: undefined, incoming: undefined })) };
+  return { ctx, page, logs, requests, sockets, demo: () => page.evaluate(() => ({ ...window.demo, phone: undefined, call: undefined, incoming: undefined, rt: undefined })) };
 }
 
 export { sleep };

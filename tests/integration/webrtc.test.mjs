@@ -1,6 +1,8 @@
 // WebRTC through rtgate in a real browser: headless Chromium (two browser contexts = two
-// users) runs the demo page docker/demo/call.html and client/rtgate-call.js; rtgate carries
-// the signaling (ephemeral sends) and serves the TURN credentials (GET /v1/ice); a real coturn
+// users) runs the demo page docker/demo/call.html and client/rtgate-call.js, signaling through
+// the page's rtgate.js client (/v1/client.js, on the transport the test forces) or through
+// rtgate-call.js's own WebSocket; rtgate carries the signaling (ephemeral sends) and serves
+// the TURN credentials (GET /v1/ice); a real coturn
 // on 127.0.0.1 relays the media. Every call uses iceTransportPolicy "relay", so all traffic
 // stays on loopback and the call can only connect through coturn with valid credentials.
 import { test, before, after } from 'node:test';
@@ -23,13 +25,13 @@ after(async () => {
   if (turn) await turn.stop();
 });
 
-async function withCall({ secret = SECRET, query = {} } = {}, fn) {
+async function withCall({ secret = SECRET, query = {}, queryA = {}, queryB = {} } = {}, fn) {
   const gw = await startGateway({ webrtc: { turn_urls: [turn.url], turn_secret: secret, turn_ttl_s: 600 } });
   const pages = [];
   try {
-    const a = await openDemo(chrome, gw, tokenFor('alice'), { relay: '1', peer: 'bob', ...query });
+    const a = await openDemo(chrome, gw, tokenFor('alice'), { relay: '1', peer: 'bob', ...query, ...queryA });
     pages.push(a);
-    const b = await openDemo(chrome, gw, tokenFor('bob'), { relay: '1', ...query });
+    const b = await openDemo(chrome, gw, tokenFor('bob'), { relay: '1', ...query, ...queryB });
     pages.push(b);
     await fn({ gw, a, b });
   } catch (e) {
@@ -52,17 +54,26 @@ async function connect(a, b) {
     await p.page.waitForFunction(() => window.demo.state === 'connected', null, { timeout: 20000 });
 }
 
+// Both ways over the DataChannel, in order: @n messages from each side.
+async function chat(a, b, n = 1) {
+  for (const p of [a, b])
+    await p.page.waitForFunction(() => document.getElementById('chanstate').textContent === 'open', null, { timeout: 10000 });
+  for (const [from, to, who] of [[a, b, 'alice'], [b, a, 'bob']]) {
+    const sent = Array.from({ length: n }, (_, i) => (n === 1 ? `hello from ${who}` : `${who} ${i}`));
+    for (const t of sent) {
+      await from.page.fill('#text', t);
+      await from.page.click('#send');
+    }
+    await to.page.waitForFunction((k) => window.demo.received.length >= k, n, { timeout: 10000 });
+    assert.deepEqual((await to.demo()).received, sent);
+  }
+}
+
 test('A calls B through rtgate and coturn: the DataChannel opens and carries messages both ways', async () => {
-  await withCall({}, async ({ a, b }) => {
+  // signaling over rtgate-call.js's own WebSocket (WsSignaling)
+  await withCall({ query: { transport: 'ws' } }, async ({ a, b }) => {
     await connect(a, b);
-    for (const p of [a, b])
-      await p.page.waitForFunction(() => document.getElementById('chanstate').textContent === 'open', null, { timeout: 10000 });
-    await a.page.fill('#text', 'hello from alice');
-    await a.page.click('#send');
-    await b.page.waitForFunction(() => window.demo.received.includes('hello from alice'), null, { timeout: 10000 });
-    await b.page.fill('#text', 'hello from bob');
-    await b.page.click('#send');
-    await a.page.waitForFunction(() => window.demo.received.includes('hello from bob'), null, { timeout: 10000 });
+    await chat(a, b);
     // the path is the relay on loopback, and the page says so
     for (const p of [a, b]) {
       await p.page.waitForFunction(() => window.demo.path, null, { timeout: 10000 });
@@ -75,11 +86,40 @@ test('A calls B through rtgate and coturn: the DataChannel opens and carries mes
     // coturn allocated relays for both users, with the credentials /v1/ice handed out
     for (const user of ['alice', 'bob'])
       assert.match(turn.log(), new RegExp(`user <\\d+:${user}>: incoming packet ALLOCATE processed, success`));
-    assert.deepEqual((await a.demo()).received, ['hello from bob']);
-    assert.deepEqual((await b.demo()).received, ['hello from alice']);
     // hang up: the other side hears it through rtgate
     await a.page.click('#hangup');
     await b.page.waitForFunction(() => /^ended/.test(window.demo.state), null, { timeout: 10000 });
+  });
+});
+
+test('signaling through the rtgate.js client off WebSocket: alice on SSE + POST, bob on long-polling + POST', async () => {
+  await withCall({ queryA: { transport: 'sse' }, queryB: { transport: 'longpoll' } }, async ({ a, b }) => {
+    assert.equal((await a.demo()).transport, 'sse');
+    assert.equal((await b.demo()).transport, 'longpoll');
+    await connect(a, b);
+    await chat(a, b, 5);
+    for (const p of [a, b]) {
+      await p.page.waitForFunction(() => window.demo.path, null, { timeout: 10000 });
+      assert.equal((await p.demo()).path.local, 'relay');
+    }
+    assert.match(turn.log(), /user <\d+:bob>: incoming packet ALLOCATE processed, success/);
+    assert.deepEqual((await a.demo()).errors, []);
+    assert.deepEqual((await b.demo()).errors, []);
+    // the clients stayed on their transports all along
+    assert.equal(await a.page.evaluate(() => window.demo.rt.transport), 'sse');
+    assert.equal(await b.page.evaluate(() => window.demo.rt.transport), 'longpoll');
+    await b.page.click('#hangup');
+    await a.page.waitForFunction(() => /^ended/.test(window.demo.state), null, { timeout: 10000 });
+    // neither page opened a WebSocket: the signaling went by POST /v1/messages (ephemeral) and
+    // came back on alice's SSE stream and bob's held long-polls
+    for (const p of [a, b]) {
+      assert.deepEqual(p.sockets, [], 'no WebSocket');
+      const posts = p.requests.filter((r) => r.startsWith('POST /v1/messages {'));
+      assert.ok(posts.length >= 3, 'offer or answer, candidates, hangup by POST: ' + posts.length);
+      assert.ok(posts.every((r) => r.includes('"ephemeral":true')));
+    }
+    assert.ok(a.requests.some((r) => r.startsWith('GET /v1/sse?')));
+    assert.ok(b.requests.some((r) => r.startsWith('GET /v1/longpoll?')));
   });
 });
 
