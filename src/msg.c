@@ -74,6 +74,23 @@ struct msg_id msg_id_next(struct msg_id last, uint64_t now_ms)
 /* Layout of buf: [topic\0][cursor\0][headroom][ws frame][headroom][sse frame]. The envelope
  * is not stored twice: it is the middle of the SSE frame. Rendering here, once per message, is
  * the point: a fan-out to N subscribers then costs N writes and no formatting. */
+/* Writes "data: {<head><data>}\n\n" at @p, the tail of m->sse (which starts at or before
+ * @p, m->sse_data at its "data: "), and points m->env at the envelope inside it. */
+static void put_sse_data(struct msg *m, unsigned char *p, const char *head, size_t head_len,
+                         const char *data, size_t data_len)
+{
+    memcpy(p, "data: ", 6), p += 6;
+    m->env = p;
+    *p++ = '{';
+    memcpy(p, head, head_len), p += head_len;
+    memcpy(p, data, data_len), p += data_len;
+    *p++ = '}';
+    m->env_len = (size_t)(p - m->env);
+    memcpy(p, "\n\n", 2), p += 2;
+    m->sse_len = (size_t)(p - m->sse);
+    m->sse_data_len = (size_t)(p - m->sse_data);
+}
+
 struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, struct msg_id id,
                     uint64_t ts, const char *from, size_t from_len, const char *data,
                     size_t data_len)
@@ -147,16 +164,8 @@ struct msg *msg_new(const char *topic, size_t topic_len, const char *epoch, stru
     memcpy(p, "id: ", 4), p += 4;
     memcpy(p, cur, (size_t)cur_len), p += cur_len;
     m->sse_data = p + 1;
-    memcpy(p, "\ndata: ", 7), p += 7;
-    m->env = p;
-    *p++ = '{';
-    memcpy(p, head, (size_t)head_len), p += head_len;
-    memcpy(p, data, data_len), p += data_len;
-    *p++ = '}';
-    m->env_len = (size_t)(p - m->env);
-    memcpy(p, "\n\n", 2), p += 2;
-    m->sse_len = (size_t)(p - m->sse);
-    m->sse_data_len = (size_t)(p - m->sse_data);
+    *p++ = '\n';
+    put_sse_data(m, p, head, (size_t)head_len, data, data_len);
     return m;
 }
 
@@ -210,16 +219,7 @@ struct msg *msg_new_ephemeral(const char *topic, size_t topic_len, uint64_t ts, 
 
     m->sse = p;
     m->sse_data = p;
-    memcpy(p, "data: ", 6), p += 6;
-    m->env = p;
-    *p++ = '{';
-    memcpy(p, head, (size_t)head_len), p += head_len;
-    memcpy(p, data, data_len), p += data_len;
-    *p++ = '}';
-    m->env_len = (size_t)(p - m->env);
-    memcpy(p, "\n\n", 2), p += 2;
-    m->sse_len = (size_t)(p - m->sse);
-    m->sse_data_len = m->sse_len;
+    put_sse_data(m, p, head, (size_t)head_len, data, data_len);
     return m;
 }
 

@@ -1413,18 +1413,24 @@ static void rb_cancel(struct backplane *bp, void *req)
 
 /* ---- presence ---- */
 
+/* 1 if @r is an error reply to a presence script (logged; the script reloaded if Redis lost
+ * it), so the caller has nothing more to do. */
+static int presence_refused(struct shard *sh, const redisReply *r, const char *what)
+{
+    if (r->type != REDIS_REPLY_ERROR)
+        return 0;
+    check_noscript(sh, r);
+    log_warn("backplane: presence %s refused by redis: %s", what, r->str);
+    return 1;
+}
+
 static void on_presence_set(redisAsyncContext *ac, void *reply, void *priv)
 {
     struct shard *sh = ac->data;
     redisReply *r = reply;
 
-    if (!sh || !r)
+    if (!sh || !r || presence_refused(sh, r, "update"))
         return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        check_noscript(sh, r);
-        log_warn("backplane: presence update refused by redis: %s", r->str);
-        return;
-    }
     if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_INTEGER && r->element[1]->type == REDIS_REPLY_STRING)
         presence_changed(sh->rb->bp.presence, r->element[1]->str, r->element[1]->len,
@@ -1461,14 +1467,10 @@ static void on_beat(redisAsyncContext *ac, void *reply, void *priv)
     struct shard *sh = ac->data;
     redisReply *r = reply;
 
-    if (!sh || !r)
+    if (!sh || !r || presence_refused(sh, r, "refresh"))
         return;
-    if (r->type == REDIS_REPLY_ERROR) {
-        check_noscript(sh, r);
-        log_warn("backplane: presence refresh refused by redis: %s", r->str);
-    } else if (r->type == REDIS_REPLY_INTEGER && r->integer == 1) {
+    if (r->type == REDIS_REPLY_INTEGER && r->integer == 1)
         resync(sh); /* Redis did not know this node (any more) */
-    }
 }
 
 static void on_reap(redisAsyncContext *ac, void *reply, void *priv)
