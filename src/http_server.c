@@ -367,10 +367,14 @@ void http_hold(struct conn *c, enum conn_kind kind)
     if (kind == CONN_SSE)
         http_count_present(c);
     lws_set_timeout(c->wsi, NO_PENDING_TIMEOUT, 0);
-    /* h2: the connection's own idle timeout would end every stream on it; this marks the
-     * stream immortal (and drops its headers, which are read by now) */
+    /* The request has been read: its header table (lws's ah, ~9 KB) goes back to lws, the
+     * biggest part of what a held stream cost (7.5 KB -> see docs/BENCHMARKS.md). On h2 the
+     * connection's own idle timeout would also end every stream on it: lws_http_mark_sse()
+     * detaches and marks the stream immortal. */
     if (c->h2)
         lws_http_mark_sse(c->wsi);
+    else
+        lws_http_headers_detach(c->wsi);
     http_rx_flow(c, 0);
 }
 

@@ -136,7 +136,7 @@ int sse_on_request(struct conn *c)
     char last[CURSOR_TEXT_MAX], retry[48];
     struct cursor cur;
     struct msg *m;
-    int n, rc;
+    int n, rc, hello;
 
     if (http_authenticate(c) != 0 || http_parse_topics(c) != 0)
         return 0;
@@ -158,6 +158,8 @@ int sse_on_request(struct conn *c)
     sub_init(&c->sub, &sse_sub_ops);
     sendq_init(&c->q, c->srv->cf->send_queue);
     sendq_limit_bytes(&c->q, c->srv->cf->send_queue_bytes, 1);
+    /* the last look at the request: http_hold() lets go of its headers and arguments */
+    hello = http_arg(c, "hello=", last, sizeof(last)) == 1 && last[0] == '1';
     rc = write_headers(c);
     http_hold(c, CONN_SSE);
     if (rc != 0)
@@ -166,7 +168,7 @@ int sse_on_request(struct conn *c)
     m = msg_new_frame(NULL, 0, retry, (size_t)n);
     sendq_push_control(&c->q, m);
     msg_unref(m);
-    if (http_arg(c, "hello=", last, sizeof(last)) == 1 && last[0] == '1')
+    if (hello)
         push_hello(c);
     /* Writing waits until every topic has replayed and gone live (pending reaches 0). */
     c->pending = c->topics->n;

@@ -69,9 +69,12 @@ test('twelve SSE streams, a held long-poll, polls and publishes on one HTTP/2 co
     assert.equal(s.alpnProtocol, 'h2');
     const tok = gw.token('bob');
     const streams = [];
-    for (let i = 0; i < 12; i++) streams.push(sse(s, `topics=room:h2-${i % 4}&token=${tok}`));
+    for (let i = 0; i < 12; i++) streams.push(sse(s, `topics=room:h2-${i % 4}&token=${tok}${i === 1 ? '&hello=1' : ''}`));
     await waitFor(() => streams.every((x) => x.raw.includes('retry:')), 10000, 'every stream open');
     assert.ok(streams.every((x) => x.status === 200));
+    // ?hello=1 is read before the stream lets go of its request (the browser client needs it)
+    await waitFor(() => streams[1].raw.includes('event: hello'), 5000, 'the hello event');
+    assert.ok(!streams[0].raw.includes('event: hello'));
     const lp = request(s, `/v1/longpoll?topics=room:h2-lp&timeout=20&token=${tok}`);
 
     // the streams outlive limits.request_timeout_s (2 s) on a connection that stays open
