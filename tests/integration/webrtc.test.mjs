@@ -35,8 +35,11 @@ async function withCall({ secret = SECRET, query = {}, queryA = {}, queryB = {} 
     pages.push(b);
     await fn({ gw, a, b });
   } catch (e) {
-    e.message += pages.map((p, i) => `\n--- page ${i ? 'bob' : 'alice'} console ---\n` + p.logs.slice(-30).join('\n')).join('')
+    // printed as well: the runner shows the error's stack, made before this was appended
+    const why = pages.map((p, i) => `\n--- page ${i ? 'bob' : 'alice'} console ---\n` + p.logs.slice(-30).join('\n')).join('')
       + '\n--- rtgate log ---\n' + gw.logs().slice(-2000) + '\n--- coturn log ---\n' + turn.log().slice(-2000);
+    e.message += why;
+    console.error(why);
     throw e;
   } finally {
     for (const p of pages) await p.ctx.close();
@@ -51,7 +54,7 @@ async function connect(a, b) {
   await b.page.waitForFunction(() => window.demo.incoming, null, { timeout: 10000 });
   await b.page.click('#accept');
   for (const p of [a, b])
-    await p.page.waitForFunction(() => window.demo.state === 'connected', null, { timeout: 20000 });
+    await p.page.waitForFunction(() => window.demo.state === 'connected', null, { timeout: 45000 });
 }
 
 // Both ways over the DataChannel, in order: @n messages from each side.
