@@ -41,7 +41,11 @@
  * {id, epoch}. A new (or lost and recreated) stream gets a new epoch, so old cursors are known
  * to be stale. Trimming is exact and recorded: before the oldest entries are cut, the newest
  * of them is written to the trim mark, so a reader knows exactly what is gone. (Redis 7.0's
- * XINFO max-deleted-entry-id stays 0-0 under MAXLEN trimming: measured, so not used.) */
+ * XINFO max-deleted-entry-id stays 0-0 under MAXLEN trimming: measured, so not used.) The
+ * trim mark always exists with the stream ("0-0": nothing cut yet): Redis Cluster answers a
+ * script whose keys are partly missing in a migrating slot with TRYAGAIN, so keeping all three
+ * keys together lets a publish or history read run during a migration (on the old master
+ * while the keys are there, on the new one after ASK once they moved). */
 static const char publish_lua[] =
     "local maxlen = tonumber(ARGV[2])\n"
     "local epoch = redis.call('GET', KEYS[2])\n"
@@ -51,8 +55,9 @@ static const char publish_lua[] =
     "  epoch = string.format('%08x%08x', tonumber(t[1]) % 4294967296,\n"
     "                        (tonumber(t[2]) * 4096 + n) % 4294967296)\n"
     "  redis.call('SET', KEYS[2], epoch)\n"
-    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('SET', KEYS[3], '0-0')\n"
     "end\n"
+    "redis.call('SET', KEYS[3], '0-0', 'NX')\n"
     "local len = redis.call('XLEN', KEYS[1])\n"
     "if len >= maxlen then\n"
     "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - maxlen + 1)\n"
