@@ -1277,8 +1277,9 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
          * id). So while any of the slot's publishes is unanswered on the shard it was sent
          * to, the next goes there as well (and follows the redirection, one hop more); the
          * new master is used once that shard has answered them all, and every retry is then
-         * already written ahead. Thus a topic's publishes keep the order they were made in,
-         * through ASK and MOVED. A redirection that cannot be followed (a second one, a
+         * already written ahead (under a steady overlap of the slot's publishes the extra
+         * hop lasts until the first gap). Thus a topic's publishes keep the order they were
+         * made in, through ASK and MOVED. A redirection that cannot be followed (a second one, a
          * master not among backplane.seeds or not connected) fails that publish (503): the
          * later ones still keep their order. */
         slot = cluster_key_slot(chan, (size_t)n);
