@@ -41,7 +41,11 @@
  * {id, epoch}. A new (or lost and recreated) stream gets a new epoch, so old cursors are known
  * to be stale. Trimming is exact and recorded: before the oldest entries are cut, the newest
  * of them is written to the trim mark, so a reader knows exactly what is gone. (Redis 7.0's
- * XINFO max-deleted-entry-id stays 0-0 under MAXLEN trimming: measured, so not used.) */
+ * XINFO max-deleted-entry-id stays 0-0 under MAXLEN trimming: measured, so not used.) The
+ * trim mark always exists with the stream ("0-0": nothing cut yet): Redis Cluster answers a
+ * script whose keys are partly missing in a migrating slot with TRYAGAIN, so keeping all three
+ * keys together lets a publish or history read run during a migration (on the old master
+ * while the keys are there, on the new one after ASK once they moved). */
 static const char publish_lua[] =
     "local maxlen = tonumber(ARGV[2])\n"
     "local epoch = redis.call('GET', KEYS[2])\n"
@@ -51,8 +55,9 @@ static const char publish_lua[] =
     "  epoch = string.format('%08x%08x', tonumber(t[1]) % 4294967296,\n"
     "                        (tonumber(t[2]) * 4096 + n) % 4294967296)\n"
     "  redis.call('SET', KEYS[2], epoch)\n"
-    "  redis.call('DEL', KEYS[3])\n"
+    "  redis.call('SET', KEYS[3], '0-0')\n"
     "end\n"
+    "redis.call('SET', KEYS[3], '0-0', 'NX')\n"
     "local len = redis.call('XLEN', KEYS[1])\n"
     "if len >= maxlen then\n"
     "  local old = redis.call('XRANGE', KEYS[1], '-', '+', 'COUNT', len - maxlen + 1)\n"
@@ -200,6 +205,9 @@ struct rb_req { /* a history read in flight */
     hub_history_fn *fn; /* NULL once cancelled */
     void *ud;
     uint64_t sent_ns;
+    char *cmd; /* redis-cluster: the command as sent, kept to follow a MOVED/ASK once */
+    size_t cmd_len;
+    unsigned redirected : 1; /* it was sent again on the node a MOVED/ASK named */
     size_t len;
     char topic[TOPIC_MAX_LEN + 1];
 };
@@ -209,6 +217,10 @@ struct rb_pub { /* a publish in flight */
     hub_publish_fn *cb;
     void *ud;
     uint64_t sent_ns;
+    char *cmd; /* redis-cluster: as in rb_req */
+    size_t cmd_len;
+    unsigned redirected : 1, first_hop : 1; /* first_hop: counted in rb->pub_n[slot] */
+    unsigned slot;
 };
 
 /* One Redis server and its two connections; a topic lives on exactly one shard. */
@@ -255,6 +267,10 @@ struct redis_backplane {
     int presence_on;                    /* presence kept in Redis (not with a cluster, yet) */
     char *publish_script;               /* publish_lua, or its cluster form (SPUBLISH) */
     unsigned char slots[CLUSTER_SLOTS]; /* redis-cluster: shard index of each slot, 0xff none */
+    /* redis-cluster: publishes of a slot sent to shard pub_at[slot] and not answered yet
+     * (see "Publishes during a slot migration") */
+    uint32_t pub_n[CLUSTER_SLOTS];
+    unsigned char pub_at[CLUSTER_SLOTS];
     unsigned map_known : 1, map_refreshing : 1;
     redisAsyncContext *ssub; /* sentinel: subscribed to +switch-master */
     size_t ssub_next;
@@ -1124,19 +1140,42 @@ static void refresh_slots(struct redis_backplane *rb)
     }
 }
 
-/* A MOVED answer to a publish or history read: the slot's owner is known at once. */
-static void note_redirect(struct shard *sh, const redisReply *r)
+/* A MOVED or ASK answer to a publish or history read. MOVED: the slot's owner is known at
+ * once (and the map reloaded); ASK: the slot is being migrated, the map stays. Returns the
+ * shard the answer named when a request may be sent there now (it is one of
+ * backplane.seeds, ready), else NULL; *@ask tells which redirection it was. */
+static struct shard *note_redirect(struct shard *sh, const redisReply *r, int *ask)
 {
     struct cluster_redirect d;
     struct shard *to;
 
     if (!sh->rb->cluster || !r || r->type != REDIS_REPLY_ERROR ||
         cluster_parse_redirect(r->str, r->len, &d) != 0)
-        return;
+        return NULL;
     to = shard_at(sh->rb, d.host, strlen(d.host), d.port);
     if (!d.ask && to)
         sh->rb->slots[d.slot] = (unsigned char)(to - sh->rb->shards);
     refresh_slots(sh->rb);
+    *ask = d.ask;
+    if (!to || to->state != RB_READY || !to->cmd) {
+        log_warn("backplane: redis %s:%d redirected a request to %s:%d, %s", sh->host, sh->port,
+                 d.host, d.port, to ? "not connected" : "not among backplane.seeds");
+        return NULL;
+    }
+    return to;
+}
+
+/* Sends @cmd (formatted) again on @to, after ASKING for an ASK redirection: both go on one
+ * connection, so ASKING applies to that command only. */
+static int resend(struct shard *to, int ask, redisCallbackFn *fn, void *priv, const char *cmd,
+                  size_t len)
+{
+    if (ask && redisAsyncCommand(to->cmd, NULL, NULL, "ASKING") != REDIS_OK)
+        return -1;
+    if (redisAsyncFormattedCommand(to->cmd, fn, priv, cmd, len) != REDIS_OK)
+        return -1;
+    to->n_inflight++;
+    return 0;
 }
 
 /* ---- publish and history ---- */
@@ -1175,8 +1214,23 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
     struct msg_id id;
 
     sh->n_inflight--;
+    if (p->first_hop) {
+        sh->rb->pub_n[p->slot]--; /* answered by the shard it was first sent to */
+        p->first_hop = 0;
+    }
     if (r)
         metrics_redis_done(MET_REDIS_PUBLISH, p->sent_ns); /* a reply, not a dropped link */
+    if (r && r->type == REDIS_REPLY_ERROR && p->cmd && !p->redirected) {
+        int ask = 0;
+        struct shard *to = note_redirect(sh, r, &ask);
+
+        /* once: a second redirection, or a node we cannot reach, is a 503 */
+        if (to && resend(to, ask, on_published, p, p->cmd, p->cmd_len) == 0) {
+            p->sh = to;
+            p->redirected = 1;
+            return;
+        }
+    }
     if (r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         r->element[0]->type == REDIS_REPLY_STRING &&
         msg_id_parse(r->element[0]->str, r->element[0]->len, &id) == 0) {
@@ -1184,13 +1238,17 @@ static void on_published(redisAsyncContext *ac, void *reply, void *priv)
         p->cb(p->ud, 0, &id);
     } else {
         if (r && r->type == REDIS_REPLY_ERROR) {
+            int ask;
+
             check_noscript(sh, r);
-            note_redirect(sh, r); /* this one fails (503); the next goes to the owner */
+            if (p->redirected || !p->cmd)
+                note_redirect(sh, r, &ask); /* a second one: this publish fails (503) */
             log_warn("backplane: publish refused by redis: %s", r->str);
         }
         sh->n_refused++;
         p->cb(p->ud, -1, NULL);
     }
+    free(p->cmd); /* redisFormatCommandArgv's, plain malloc */
     xfree(p);
 }
 
@@ -1198,20 +1256,42 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
                        size_t from_len, const char *data, size_t data_len, hub_publish_fn *cb,
                        void *ud)
 {
-    struct shard *sh = shard_of(top(bp), topic, len);
+    struct redis_backplane *rb = top(bp);
+    struct shard *sh;
     char stream[TOPIC_MAX_LEN + 32], epoch[TOPIC_MAX_LEN + 32], trim[TOPIC_MAX_LEN + 32];
     char chan[TOPIC_MAX_LEN + 8], maxlen[24], ttl[24], sig[65] = "";
     const char *argv[12];
     size_t lens[12];
     struct rb_pub *p;
+    unsigned slot = 0;
+    int n = stream_keys(topic, len, stream, epoch, trim, chan);
 
+    sh = shard_of(rb, topic, len);
+    if (rb->cluster && n > 0) {
+        /* Publishes during a slot migration. A topic's publishes go out on one connection in
+         * the order they were made and the node answers them in that order, so while the
+         * slot is MIGRATING (ASK; the map does not change) their retries reach the importing
+         * node in order too. After a MOVED the map names the new master, but publishes made
+         * before still wait for their MOVED on the old one: a new publish sent straight to
+         * the new master would overtake their retries (its message would get the smaller
+         * id). So while any of the slot's publishes is unanswered on the shard it was sent
+         * to, the next goes there as well (and follows the redirection, one hop more); the
+         * new master is used once that shard has answered them all, and every retry is then
+         * already written ahead (under a steady overlap of the slot's publishes the extra
+         * hop lasts until the first gap). Thus a topic's publishes keep the order they were
+         * made in, through ASK and MOVED. A redirection that cannot be followed (a second one, a
+         * master not among backplane.seeds or not connected) fails that publish (503): the
+         * later ones still keep their order. */
+        slot = cluster_key_slot(chan, (size_t)n);
+        if (rb->pub_n[slot] && rb->pub_at[slot] < rb->n_shards)
+            sh = &rb->shards[rb->pub_at[slot]];
+    }
     /* refused, never accepted and dropped: not connected, or too much already in flight */
-    if (sh->state != RB_READY || !sh->cmd || sh->n_inflight >= sh->rb->cf->redis_max_pending) {
+    if (sh->state != RB_READY || !sh->cmd || sh->n_inflight >= rb->cf->redis_max_pending) {
         sh->n_refused++;
         cb(ud, -1, NULL);
         return;
     }
-    stream_keys(topic, len, stream, epoch, trim, chan);
     snprintf(maxlen, sizeof(maxlen), "%zu", sh->rb->cf->history_size);
     snprintf(ttl, sizeof(ttl), "%u", sh->rb->cf->redis_history_ttl_s);
     argv[0] = "EVALSHA", argv[1] = sh->publish_sha, argv[2] = "3", argv[3] = stream,
@@ -1232,6 +1312,25 @@ static void rb_publish(struct backplane *bp, const char *topic, size_t len, cons
     p->cb = cb;
     p->ud = ud;
     p->sent_ns = metrics_mono_ns();
+    if (rb->cluster && n > 0) {
+        /* formatted once, as redisAsyncCommandArgv would, but kept for a retry */
+        int clen = redisFormatCommandArgv(&p->cmd, 12, argv, lens);
+
+        if (clen < 0 || redisAsyncFormattedCommand(sh->cmd, on_published, p, p->cmd,
+                                                   (size_t)clen) != REDIS_OK) {
+            free(p->cmd);
+            xfree(p);
+            cb(ud, -1, NULL);
+            return;
+        }
+        p->cmd_len = (size_t)clen;
+        p->slot = slot;
+        p->first_hop = 1;
+        rb->pub_n[slot]++;
+        rb->pub_at[slot] = (unsigned char)(sh - rb->shards);
+        sh->n_inflight++;
+        return;
+    }
     sh->n_inflight++;
     if (redisAsyncCommandArgv(sh->cmd, on_published, p, 12, argv, lens) != REDIS_OK) {
         sh->n_inflight--;
@@ -1253,7 +1352,9 @@ static void on_ephemeral_sent(redisAsyncContext *ac, void *reply, void *priv)
         p->cb(p->ud, r->integer > 0 ? 0 : HUB_OFFLINE, NULL);
     } else {
         if (r && r->type == REDIS_REPLY_ERROR) {
-            note_redirect(sh, r);
+            int ask;
+
+            note_redirect(sh, r, &ask); /* not retried: it is not stored, a 503 says so */
             log_warn("backplane: ephemeral publish refused by redis: %s", r->str);
         }
         p->cb(p->ud, -1, NULL);
@@ -1338,24 +1439,42 @@ static void on_history(redisAsyncContext *ac, void *reply, void *priv)
     if (r)
         metrics_redis_done(MET_REDIS_HISTORY, q->sent_ns);
     if (!q->fn) {
+        free(q->cmd);
         xfree(q); /* cancelled */
         return;
     }
+    if (r && r->type == REDIS_REPLY_ERROR && q->cmd && !q->redirected) {
+        int ask = 0;
+        struct shard *to = note_redirect(sh, r, &ask);
+
+        /* the stream is on the node named (MOVED), or being moved there (ASK): read it there,
+         * once; the request (and rb_cancel's handle) stays the same */
+        if (to && resend(to, ask, on_history, q, q->cmd, q->cmd_len) == 0) {
+            q->sh = to;
+            q->redirected = 1;
+            return;
+        }
+    }
     key = key_of(sh->rb);
     if (redis_wire_history(&key, q->topic, q->len, r, &res, &forged) != 0) {
+        int ask;
+
         check_noscript(sh, r);
-        note_redirect(sh, r);
+        if (q->redirected || !q->cmd)
+            note_redirect(sh, r, &ask);
         if (r && r->type == REDIS_REPLY_ERROR)
             log_warn("backplane: history read refused by redis: %s", r->str);
         else if (r)
             log_warn("backplane: ignored a malformed history reply for '%s'", q->topic);
         fail_history(q->fn, q->ud);
+        free(q->cmd);
         xfree(q);
         return;
     }
     count_forged(sh->rb, q->topic, q->len, forged);
     q->fn(q->ud, &res);
     redis_wire_history_release(&res);
+    free(q->cmd);
     xfree(q);
 }
 
@@ -1393,6 +1512,21 @@ static void *rb_history(struct backplane *bp, const char *topic, size_t len,
     q->len = len;
     q->sent_ns = metrics_mono_ns();
     memcpy(q->topic, topic, len);
+    if (sh->rb->cluster) {
+        /* formatted once and kept, to follow a MOVED/ASK */
+        int clen = redisFormatCommandArgv(&q->cmd, 9, argv, lens);
+
+        if (clen < 0 ||
+            redisAsyncFormattedCommand(sh->cmd, on_history, q, q->cmd, (size_t)clen) != REDIS_OK) {
+            free(q->cmd);
+            xfree(q);
+            fail_history(fn, ud);
+            return NULL;
+        }
+        q->cmd_len = (size_t)clen;
+        sh->n_inflight++;
+        return q;
+    }
     sh->n_inflight++;
     if (redisAsyncCommandArgv(sh->cmd, on_history, q, 9, argv, lens) != REDIS_OK) {
         sh->n_inflight--;
