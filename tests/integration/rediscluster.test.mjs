@@ -41,6 +41,13 @@ async function startCluster() {
   return nodes;
 }
 
+// Two rtgate nodes on the cluster, pushed to @gws (stopped by the caller), both ready.
+async function startNodes(masters, gws) {
+  const backplane = { type: 'redis-cluster', seeds: masters.map((m) => m.url) };
+  for (let i = 0; i < 2; i++) gws.push(await startGateway({ backplane }));
+  for (const g of gws) await waitReady(g);
+}
+
 const N = 30;
 const topics = Array.from({ length: N }, (_, i) => `room:c${i}`);
 
@@ -48,9 +55,7 @@ test('a 3-master cluster: sharded pub/sub on each slot\'s master, two nodes, one
   const masters = await startCluster();
   const gws = [];
   try {
-    const backplane = { type: 'redis-cluster', seeds: masters.map((m) => m.url) };
-    for (let i = 0; i < 2; i++) gws.push(await startGateway({ backplane }));
-    for (const g of gws) await waitReady(g);
+    await startNodes(masters, gws);
     const [a, b] = gws;
     assert.match(a.logs(), /redis cluster slot map loaded \(3 ranges\)/);
 
@@ -135,9 +140,7 @@ test('a slot migration: publishes and history reads follow ASK and MOVED', async
   const masters = await startCluster();
   const gws = [];
   try {
-    const backplane = { type: 'redis-cluster', seeds: masters.map((m) => m.url) };
-    for (let i = 0; i < 2; i++) gws.push(await startGateway({ backplane }));
-    for (const g of gws) await waitReady(g);
+    await startNodes(masters, gws);
     const [a, b] = gws; // a publishes and polls (no subscriber there), b holds the subscriber
     const t = 'room:mig';
     const tok = tokenFor('reader');
