@@ -40,6 +40,20 @@ size_t ws_frame_header(unsigned char *hdr, size_t len, const unsigned char *mask
  * frame's total length, 0 if incomplete, -1 if malformed. Unmasks a masked frame in place. */
 long ws_parse_frame(unsigned char *p, size_t n, int *op, unsigned char **payload, size_t *plen);
 
+/* Bytes a socket did not take yet, sent before anything written after them. */
+struct bench_out {
+    unsigned char *buf;
+    size_t len, off;
+};
+/* Sends @p on @fd behind what @o holds (writing to the socket at once only when @o is empty
+ * and @now), keeping what the socket refuses. Returns 1 if bytes are left for EPOLLOUT, 0 if
+ * all went out, -1 if the connection failed. */
+int bench_out_send(struct bench_out *o, int fd, const void *p, size_t n, int now);
+/* Writes what @o holds: 1 if some is still left, 0 if all went out, -1 if the connection
+ * failed. */
+int bench_out_flush(struct bench_out *o, int fd);
+void bench_out_free(struct bench_out *o);
+
 /* raw.c: the raw-write ceiling server; returns when SIGTERM/SIGINT arrive. */
 int raw_server_main(const char *listen_on);
 

@@ -233,3 +233,43 @@ long ws_parse_frame(unsigned char *p, size_t n, int *op, unsigned char **payload
     *plen = len;
     return (long)(hl + len);
 }
+
+int bench_out_send(struct bench_out *o, int fd, const void *p, size_t n, int now)
+{
+    ssize_t w = 0;
+
+    if (o->off == o->len && now) {
+        w = send(fd, p, n, MSG_NOSIGNAL);
+        if (w < 0 && errno != EAGAIN)
+            return -1;
+        if (w < 0)
+            w = 0;
+        if ((size_t)w == n)
+            return 0;
+    }
+    if (o->off && o->off == o->len)
+        o->off = o->len = 0;
+    o->buf = realloc(o->buf, o->len + n - (size_t)w);
+    memcpy(o->buf + o->len, (const char *)p + w, n - (size_t)w);
+    o->len += n - (size_t)w;
+    return 1;
+}
+
+int bench_out_flush(struct bench_out *o, int fd)
+{
+    while (o->off < o->len) {
+        ssize_t w = send(fd, o->buf + o->off, o->len - o->off, MSG_NOSIGNAL);
+
+        if (w < 0)
+            return errno == EAGAIN ? 1 : -1;
+        o->off += (size_t)w;
+    }
+    o->off = o->len = 0;
+    return 0;
+}
+
+void bench_out_free(struct bench_out *o)
+{
+    free(o->buf);
+    *o = (struct bench_out){0};
+}

@@ -23,8 +23,7 @@ struct rconn {
     unsigned upgraded : 1, sub : 1, want_out : 1;
     unsigned char *in;
     size_t in_len;
-    unsigned char *out; /* what write() did not take: sent when EPOLLOUT */
-    size_t out_len, out_off;
+    struct bench_out out; /* what the socket did not take: sent when EPOLLOUT */
 };
 
 static struct rconn **conns; /* by fd */
@@ -51,55 +50,35 @@ static void rc_close(struct rconn *c)
     conns[c->fd] = NULL;
     close(c->fd);
     free(c->in);
-    free(c->out);
+    bench_out_free(&c->out);
     free(c);
 }
 
 /* Writes @p, keeping what the socket refuses; returns -1 if the connection failed. */
 static int rc_send(struct rconn *c, const unsigned char *p, size_t n)
 {
-    ssize_t w = 0;
+    int r = bench_out_send(&c->out, c->fd, p, n, 1);
 
-    if (c->out_len == c->out_off) {
-        w = write(c->fd, p, n);
-        if (w < 0 && errno != EAGAIN)
-            return -1;
-        if (w < 0)
-            w = 0;
-        if ((size_t)w == n)
-            return 0;
-    }
-    if (c->out_off && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    c->out = realloc(c->out, c->out_len + n - (size_t)w);
-    memcpy(c->out + c->out_len, p + w, n - (size_t)w);
-    c->out_len += n - (size_t)w;
-    if (!c->want_out) {
+    if (r > 0 && !c->want_out) {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.fd = c->fd};
 
         c->want_out = 1;
         epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
     }
-    return 0;
+    return r < 0 ? -1 : 0;
 }
 
 static int rc_flush(struct rconn *c)
 {
-    while (c->out_off < c->out_len) {
-        ssize_t w = write(c->fd, c->out + c->out_off, c->out_len - c->out_off);
+    int r = bench_out_flush(&c->out, c->fd);
 
-        if (w < 0)
-            return errno == EAGAIN ? 0 : -1;
-        c->out_off += (size_t)w;
-    }
-    c->out_off = c->out_len = 0;
-    if (c->want_out) {
+    if (r == 0 && c->want_out) {
         struct epoll_event ev = {.events = EPOLLIN, .data.fd = c->fd};
 
         c->want_out = 0;
         epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
     }
-    return 0;
+    return r < 0 ? -1 : 0;
 }
 
 static int send_text(struct rconn *c, const char *text, size_t len)

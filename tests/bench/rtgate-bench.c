@@ -45,8 +45,7 @@ struct client {
     uint8_t counted;   /* in n_connecting: a handshake or request in progress */
     unsigned char *in; /* unparsed bytes */
     size_t in_len;
-    unsigned char *out; /* bytes write() did not take */
-    size_t out_len, out_off;
+    struct bench_out out;  /* bytes the socket did not take */
     size_t body_left;      /* poll answers: body bytes still expected (SIZE_MAX: until EOF) */
     uint64_t next_seq;     /* the next sequence number this client's topic should bring */
     uint64_t reconnect_at; /* churn: mono_us of the planned reconnect */
@@ -184,9 +183,7 @@ static void drop(struct client *c)
     free(c->in);
     c->in = NULL;
     c->in_len = 0;
-    free(c->out);
-    c->out = NULL;
-    c->out_len = c->out_off = 0;
+    bench_out_free(&c->out);
 }
 
 static void set_wait(struct client *c, uint64_t delay_us)
@@ -198,25 +195,11 @@ static void set_wait(struct client *c, uint64_t delay_us)
 
 static int send_bytes(struct client *c, const void *p, size_t n)
 {
-    ssize_t w = 0;
+    int r = bench_out_send(&c->out, c->fd, p, n, c->state == ST_OPEN);
 
-    if (c->out_off == c->out_len && c->state == ST_OPEN) {
-        w = send(c->fd, p, n, MSG_NOSIGNAL);
-        if (w < 0 && errno != EAGAIN)
-            return -1;
-        if (w < 0)
-            w = 0;
-        if ((size_t)w == n)
-            return 0;
-    }
-    if (c->out_off && c->out_off == c->out_len)
-        c->out_off = c->out_len = 0;
-    c->out = realloc(c->out, c->out_len + n - (size_t)w);
-    memcpy(c->out + c->out_len, (const char *)p + w, n - (size_t)w);
-    c->out_len += n - (size_t)w;
-    if (c->state == ST_OPEN)
+    if (r > 0 && c->state == ST_OPEN)
         watch(c, 1);
-    return 0;
+    return r < 0 ? -1 : 0;
 }
 
 /* A masked client text frame. The mask is fixed: the point is to pay the server's unmasking,
@@ -685,18 +668,10 @@ static void on_writable(struct client *c)
         if (o.tr == TR_LONGPOLL && !c->is_pub && c->cursor[0])
             count_connecting(c, 0);
     }
-    while (c->out_off < c->out_len) {
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
-
-        if (w < 0) {
-            if (errno == EAGAIN)
-                return;
-            drop(c);
-            return;
-        }
-        c->out_off += (size_t)w;
+    switch (bench_out_flush(&c->out, c->fd)) {
+    case 1: return; /* more when the socket takes it */
+    case -1: drop(c); return;
     }
-    c->out_off = c->out_len = 0;
     watch(c, 0);
 }
 

@@ -18,19 +18,8 @@
 
 #define NOW_S ((int64_t)(FUZZ_NOW_MS / 1000))
 
-static const char ec_pem[] = "-----BEGIN PUBLIC KEY-----\n"
-                             "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEcJiEqAnji6Ivk731zhQWge3xIOnO\n"
-                             "cXA2mMsKxjrse5PmVph6oAeeanYNpOXqq7oQ2FMoQzbDhwNhR0F4F55VuA==\n"
-                             "-----END PUBLIC KEY-----\n";
-static const char rsa_pem[] = "-----BEGIN PUBLIC KEY-----\n"
-                              "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA8pB3VRjoy+DsCIU54UXV\n"
-                              "G0glx133hBe/C0Y4L0aL7mtGwYP2A4VftpRMDAxzpBAmV6eHeYT/ZpcIHnt1gx8U\n"
-                              "tSGraA9CkbhelsXe+7R76+JucVDUnsSXYD4qcf3LbPeWE6V6ckQHJDNKUONzMQft\n"
-                              "SBdXSNhYsMPHK/pcPSRHT0X9sg0GHEURbjebh0qORT1wNvV1GX5rBeLjGswMoK2z\n"
-                              "7IsNJY0icZSi//km1ofm89PVXEMU2EMunmqMVF/4J7haP9+Tm5HPtpbgoC+pJ037\n"
-                              "jj9kPzd4+XkdYTwZTT8yO9axZlyF/o02moi1HgH6kDpCE6jNVOWE61sFTgMtrkUX\n"
-                              "HQIDAQAB\n"
-                              "-----END PUBLIC KEY-----\n";
+static const char ec_pem[] = FUZZ_EC_PEM;
+static const char rsa_pem[] = FUZZ_RSA_PEM;
 
 /* kid "" is the plain jwt_secret of a config; the others as auth.keys would give them */
 static struct auth_key keys[5];

@@ -41,22 +41,30 @@ async function startCluster() {
   return nodes;
 }
 
-// Two rtgate nodes on the cluster, pushed to @gws (stopped by the caller), both ready.
-async function startNodes(masters, gws) {
-  const backplane = { type: 'redis-cluster', seeds: masters.map((m) => m.url) };
-  for (let i = 0; i < 2; i++) gws.push(await startGateway({ backplane }));
-  for (const g of gws) await waitReady(g);
+// A fresh 3-master cluster and two rtgate nodes on it, both ready: runs @fn(masters, a, b),
+// adds the nodes' logs to a failure, and stops everything by pid.
+async function withCluster(fn) {
+  const masters = await startCluster();
+  const gws = [];
+  try {
+    const backplane = { type: 'redis-cluster', seeds: masters.map((m) => m.url) };
+    for (let i = 0; i < 2; i++) gws.push(await startGateway({ backplane }));
+    for (const g of gws) await waitReady(g);
+    await fn(masters, gws[0], gws[1]);
+  } catch (e) {
+    e.message += gws.map((g, i) => `\n--- node ${i} ---\n` + g.logs().slice(-2500)).join('');
+    throw e;
+  } finally {
+    for (const g of gws) await g.stop();
+    for (const m of masters) await m.destroy();
+  }
 }
 
 const N = 30;
 const topics = Array.from({ length: N }, (_, i) => `room:c${i}`);
 
-test('a 3-master cluster: sharded pub/sub on each slot\'s master, two nodes, one master lost', async () => {
-  const masters = await startCluster();
-  const gws = [];
-  try {
-    await startNodes(masters, gws);
-    const [a, b] = gws;
+test('a 3-master cluster: sharded pub/sub on each slot\'s master, two nodes, one master lost', () =>
+  withCluster(async (masters, a, b) => {
     assert.match(a.logs(), /redis cluster slot map loaded \(3 ranges\)/);
 
     const owner = {};
@@ -123,25 +131,15 @@ test('a 3-master cluster: sharded pub/sub on each slot\'s master, two nodes, one
     await sse.waitFor((s) => s.messages().length >= N + 1 + live.length, 10000);
     assert.deepEqual(sse.messages().slice(N + 1).map((m) => m.topic).sort(), [...live].sort());
     await sse.close();
-  } catch (e) {
-    e.message += gws.map((g, i) => `\n--- node ${i} ---\n` + g.logs().slice(-2500)).join('');
-    throw e;
-  } finally {
-    for (const g of gws) await g.stop();
-    for (const m of masters) await m.destroy();
-  }
-});
+  }));
 
 // A slot migrated while a topic is published to and resumed: ASK while it is half-moved
 // (IMPORTING/MIGRATING, keys moved by MIGRATE), MOVED once SETSLOT NODE is done. rtgate follows
 // both (ASKING for ASK), so every publish is 200, every message is delivered once and in order,
 // and a resume (poll from a cursor, a history read) across the migration misses nothing.
-test('a slot migration: publishes and history reads follow ASK and MOVED', async () => {
-  const masters = await startCluster();
-  const gws = [];
-  try {
-    await startNodes(masters, gws);
-    const [a, b] = gws; // a publishes and polls (no subscriber there), b holds the subscriber
+test('a slot migration: publishes and history reads follow ASK and MOVED', () =>
+  // a publishes and polls (no subscriber there), b holds the subscriber
+  withCluster(async (masters, a, b) => {
     const t = 'room:mig';
     const tok = tokenFor('reader');
     const slot = Number((await masters[0].cli('CLUSTER', 'KEYSLOT', `topic:${t}`)).trim());
@@ -243,11 +241,4 @@ test('a slot migration: publishes and history reads follow ASK and MOVED', async
     assert.doesNotMatch(a.logs(), /refused by redis/);
     await ws.close();
     await sse.close();
-  } catch (e) {
-    e.message += gws.map((g, i) => `\n--- node ${i} ---\n` + g.logs().slice(-2500)).join('');
-    throw e;
-  } finally {
-    for (const g of gws) await g.stop();
-    for (const m of masters) await m.destroy();
-  }
-});
+  }));
